@@ -1,0 +1,1 @@
+"""HTTP interface: eDRV webhooks, operator endpoints and health checks."""

@@ -1,0 +1,53 @@
+"""RFC 9457 problem details for every error the API returns, including the ones we did not foresee."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from litestar.plugins.problem_details import (
+    ProblemDetailsConfig,
+    ProblemDetailsException,
+    ProblemDetailsPlugin,
+)
+
+from service.eventlog.model import ConcurrencyError, StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+RETRY_AFTER_S = 5
+
+
+def problem(status: int, title: str, detail: str, **extra: Any) -> ProblemDetailsException:
+    return ProblemDetailsException(status_code=status, title=title, detail=detail, extra=extra or None)
+
+
+def _store_unavailable(exc: StoreUnavailable) -> ProblemDetailsException:
+    return ProblemDetailsException(
+        status_code=503,
+        title="Service Unavailable",
+        detail="the database is unavailable; nothing was stored, please retry",
+        headers={"Retry-After": str(RETRY_AFTER_S)},
+    )
+
+
+def _concurrency_conflict(exc: ConcurrencyError) -> ProblemDetailsException:
+    return problem(409, "Conflict", str(exc), stream_id=exc.stream_id, actual_version=exc.actual)
+
+
+def _unexpected(exc: Exception) -> ProblemDetailsException:
+    log.error("unhandled error", exc_info=exc)
+    return problem(500, "Internal Server Error", "an unexpected error occurred; it has been logged")
+
+
+def problem_details_plugin() -> ProblemDetailsPlugin:
+    return ProblemDetailsPlugin(
+        ProblemDetailsConfig(
+            enable_for_all_http_exceptions=True,
+            exception_to_problem_detail_map={
+                StoreUnavailable: _store_unavailable,
+                ConcurrencyError: _concurrency_conflict,
+                Exception: _unexpected,
+            },
+        )
+    )

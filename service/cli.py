@@ -1,0 +1,131 @@
+"""The ``chargeline`` command: serve, migrate, tail the event log, export the OpenAPI document."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+
+import click
+import msgspec
+
+from service.settings import Settings, SettingsError, load_settings
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@click.group(help="Chargeline: a fair, automatic queue for busy EV chargers, fed by eDRV webhooks.")
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+
+
+@main.command(help="Apply database migrations, then serve HTTP on CHARGELINE_HOST:CHARGELINE_PORT.")
+def serve() -> None:
+    import uvicorn
+
+    from service.app import create_app
+    from service.db.engine import resolve_database_url
+    from service.db.migrate import upgrade_to_head
+
+    settings = _settings()
+    try:
+        settings.check_startup()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from exc
+    url = resolve_database_url(settings)
+    where = (
+        "embedded PostgreSQL in " + str(settings.data_dir.resolve())
+        if not settings.database_url
+        else "PostgreSQL"
+    )
+    click.echo(f"database: {where}")
+    upgrade_to_head(url)
+    base = f"http://{settings.host}:{settings.port}"
+    click.echo(
+        f"Chargeline is starting on {base}\n"
+        f"  eDRV webhooks   POST {base}/webhooks/edrv\n"
+        f"  event log       GET  {base}/v1/admin/events  (Authorization: Bearer $CHARGELINE_ADMIN_TOKEN)\n"
+        f"  health          GET  {base}/health/ready\n"
+        f"  API docs             {base}/schema"
+    )
+    # uvicorn re-raises the signal that stopped it once it has shut down; turning SIGTERM into a normal
+    # exit lets the embedded PostgreSQL stop cleanly with us (its atexit hook), as Ctrl-C already does.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    uvicorn.run(
+        create_app(settings, database_url=url),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        loop="uvloop" if sys.platform != "win32" else "asyncio",
+        http="httptools",
+        timeout_graceful_shutdown=10,
+    )
+
+
+@main.command(help="Apply pending database migrations and exit.")
+def migrate() -> None:
+    from service.db.engine import resolve_database_url
+    from service.db.migrate import head_revision, upgrade_to_head
+
+    upgrade_to_head(resolve_database_url(_settings()))
+    click.echo(f"database schema at {head_revision()}")
+
+
+@main.group(help="Look at the event log.")
+def events() -> None:
+    pass
+
+
+@events.command(help="Print the latest events; with --follow, keep printing new ones as they commit.")
+@click.option(
+    "-n", "--lines", default=10, show_default=True, help="How many of the latest events to show first."
+)
+@click.option("-f", "--follow", is_flag=True, help="Wait for new events (Ctrl-C to stop).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per event, with data and metadata.")
+@click.option("--type", "event_type", default=None, help="Only events of this type.")
+@click.option("--stream", "stream_id", default=None, help="Only events of this stream.")
+def tail(lines: int, follow: bool, as_json: bool, event_type: str | None, stream_id: str | None) -> None:
+    from service.eventlog.tail import tail_events
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(
+            tail_events(
+                _settings(),
+                lines=lines,
+                follow=follow,
+                as_json=as_json,
+                event_type=event_type,
+                stream_id=stream_id,
+            )
+        )
+
+
+@main.command(help="Write the OpenAPI document generated from the app.")
+@click.option(
+    "--output", type=click.Path(path_type=Path), default=None, help="File to write (default: stdout)."
+)
+def openapi(output: Path | None) -> None:
+    text = openapi_document()
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text)
+        click.echo(f"wrote {output}")
+
+
+def openapi_document() -> str:
+    """The app's OpenAPI document, serialised deterministically (the committed file is compared to it)."""
+    from service.app import create_app
+
+    schema = create_app(load_settings({})).openapi_schema.to_schema()
+    return json.dumps(msgspec.to_builtins(schema), indent=2, sort_keys=True) + "\n"

@@ -1,0 +1,1 @@
+"""Database plumbing: where PostgreSQL is, the engine that talks to it, and its schema migrations."""

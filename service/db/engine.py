@@ -1,0 +1,37 @@
+"""The SQLAlchemy async engine (asyncpg underneath) and the database URL it connects to."""
+
+from __future__ import annotations
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from service.db.embedded import start_embedded_postgres
+from service.settings import Settings
+
+
+def asyncpg_url(url: str) -> str:
+    """Accept the usual ``postgresql://`` / ``postgres://`` spellings and name the asyncpg driver."""
+    parsed = make_url(
+        url.replace("postgres://", "postgresql://", 1) if url.startswith("postgres://") else url
+    )
+    if parsed.get_backend_name() != "postgresql":
+        raise ValueError(f"not a PostgreSQL URL: {parsed.render_as_string(hide_password=True)}")
+    return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+
+
+def resolve_database_url(settings: Settings) -> str:
+    """The configured database, or the embedded one under the data directory (started on demand and
+    stopped when the last process using it exits)."""
+    if settings.database_url:
+        return asyncpg_url(settings.database_url)
+    return start_embedded_postgres(settings.data_dir / "postgres")
+
+
+def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+    return create_async_engine(
+        asyncpg_url(url),
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=False,  # a dead connection fails its statement and is replaced; no ping per checkout
+        connect_args={"server_settings": {"application_name": "chargeline"}},
+    )

@@ -1,0 +1,1 @@
+"""eDRV intake: decode, authenticate and file webhook deliveries into the event log."""

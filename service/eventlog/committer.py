@@ -1,0 +1,89 @@
+"""Group commit: concurrent appends share one transaction, and each caller is answered after it commits.
+
+One writer task per process drains everything queued while the previous transaction was in flight, so
+under load a batch grows to the number of concurrent callers and the database pays one commit (one WAL
+flush, one advisory-lock round) for all of them. At low load a batch is a single append, so there is no
+waiting for a batch to fill.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Generic, TypeVar
+
+from service.eventlog.model import StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+Request = TypeVar("Request")
+Result = TypeVar("Result")
+
+WriteBatch = Callable[[Sequence[Request]], Awaitable[Sequence[Result | BaseException]]]
+
+
+class GroupCommitter(Generic[Request, Result]):
+    def __init__(self, write_batch: WriteBatch[Request, Result], *, max_batch: int = 512) -> None:
+        self._write_batch = write_batch
+        self._max_batch = max_batch
+        self._pending: deque[tuple[Request, asyncio.Future[Result]]] = deque()
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self.batches = 0
+        self.items = 0
+
+    def start(self) -> None:
+        self._closing = False
+        self._task = asyncio.create_task(self._run(), name="eventlog-group-commit")
+
+    async def close(self) -> None:
+        """Stop accepting work, finish what is queued, then stop the writer."""
+        self._closing = True
+        self._wakeup.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
+
+    async def submit(self, request: Request) -> Result:
+        if self._closing or self._task is None:
+            raise StoreUnavailable("the event log is not accepting appends (shutting down or not started)")
+        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        future.add_done_callback(_mark_retrieved)
+        self._pending.append((request, future))
+        self._wakeup.set()
+        # Shielded: a caller that goes away (client disconnect) must not tear a batch apart; the append
+        # still commits and the future is simply not awaited.
+        return await asyncio.shield(future)
+
+    async def _run(self) -> None:
+        while True:
+            if not self._pending:
+                if self._closing:
+                    return
+                await self._wakeup.wait()
+                self._wakeup.clear()
+                continue
+            batch = [self._pending.popleft() for _ in range(min(self._max_batch, len(self._pending)))]
+            try:
+                results = await self._write_batch([request for request, _ in batch])
+            except Exception as exc:  # a bug in the writer must fail this batch, not kill the writer
+                log.exception("group commit of %d appends failed", len(batch))
+                results = [exc] * len(batch)
+            self.batches += 1
+            self.items += len(batch)
+            for (_, future), result in zip(batch, results, strict=True):
+                if future.done():
+                    continue
+                if isinstance(result, BaseException):
+                    future.set_exception(result)
+                else:
+                    future.set_result(result)
+
+
+def _mark_retrieved(future: asyncio.Future[Any]) -> None:
+    # If the caller went away, nobody awaits the outcome; the error was logged where it happened.
+    if not future.cancelled():
+        future.exception()

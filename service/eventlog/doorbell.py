@@ -1,0 +1,79 @@
+"""A doorbell that rings when the log grows: LISTEN on one connection, with a polling fallback.
+
+NOTIFY is only a hint (lost while disconnected, dropped if nobody listens); readers always re-read the
+log from their own position, so a missed ring costs at most one poll interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from service.eventlog.store import NOTIFY_CHANNEL
+
+log = logging.getLogger(__name__)
+
+KEEPALIVE_S = 5.0
+
+
+class Doorbell:
+    def __init__(self, engine: AsyncEngine, *, poll_interval_s: float = 1.0, retry_s: float = 1.0) -> None:
+        self._engine = engine
+        self._poll_interval_s = poll_interval_s
+        self._retry_s = retry_s
+        self._rang = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.listening = asyncio.Event()
+
+    async def __aenter__(self) -> Doorbell:
+        self._task = asyncio.create_task(self._listen(), name="eventlog-doorbell")
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def wait(self) -> None:
+        """Return when the log may have grown: on a notification, or after the poll interval."""
+        rang = self._rang
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(rang.wait(), self._poll_interval_s)
+
+    def _ring(self, *_: Any) -> None:
+        rang, self._rang = self._rang, asyncio.Event()
+        rang.set()
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                await self._listen_until_disconnected()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("event log listener lost its connection (%r); reconnecting", exc)
+            await asyncio.sleep(self._retry_s)
+
+    async def _listen_until_disconnected(self) -> None:
+        async with self._engine.connect() as connection:
+            raw = await connection.get_raw_connection()
+            driver = raw.driver_connection
+            assert driver is not None
+            closed = asyncio.Event()
+            driver.add_termination_listener(lambda _: closed.set())
+            await driver.add_listener(NOTIFY_CHANNEL, self._ring)
+            self.listening.set()
+            self._ring()  # anything committed while we were not listening
+            try:
+                while not closed.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(closed.wait(), KEEPALIVE_S)
+                    await driver.execute("SELECT 1")  # notices a silently dead connection
+            finally:
+                self.listening.clear()
+                await connection.invalidate()  # never hand a LISTENing connection back to the pool

@@ -1,0 +1,97 @@
+"""The composition root: the one place that wires settings, database, event log and routes together."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.config.app import AppConfig
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.logging import LoggingConfig
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.plugins import InitPluginProtocol
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from service.api import admin_events, health, webhooks
+from service.api.problems import problem_details_plugin
+from service.db.engine import create_engine, resolve_database_url
+from service.eventlog.store import EventStore
+from service.settings import Settings
+
+log = logging.getLogger("service")
+
+
+class ChargelinePlugin(InitPluginProtocol):
+    def __init__(self, settings: Settings, database_url: str | None = None) -> None:
+        self.settings = settings
+        self.database_url = database_url
+
+    def on_app_init(self, app_config: AppConfig) -> AppConfig:
+        app_config.route_handlers.extend(
+            [webhooks.receive_edrv_webhook, admin_events.list_events, health.live, health.ready]
+        )
+        app_config.dependencies.update(
+            {
+                "settings": Provide(_settings, sync_to_thread=False),
+                "engine": Provide(_engine, sync_to_thread=False),
+                "store": Provide(_store, sync_to_thread=False),
+            }
+        )
+        app_config.plugins.append(problem_details_plugin())
+        app_config.lifespan.append(self._lifespan)
+        app_config.state.update({"settings": self.settings})
+        app_config.openapi_config = OpenAPIConfig(
+            title="Chargeline",
+            version="0.1.0",
+            description="A fair, automatic queue for busy EV chargers, fed by eDRV webhooks.",
+            components=Components(
+                security_schemes={
+                    "adminToken": SecurityScheme(
+                        type="http", scheme="bearer", description="CHARGELINE_ADMIN_TOKEN"
+                    )
+                }
+            ),
+            path="/schema",
+        )
+        app_config.logging_config = LoggingConfig(
+            root={"level": self.settings.log_level, "handlers": ["queue_listener"]},
+            log_exceptions="always",
+        )
+        return app_config
+
+    @asynccontextmanager
+    async def _lifespan(self, app: Litestar) -> AsyncIterator[None]:
+        for warning in self.settings.check_startup():
+            log.warning(warning)
+        url = self.database_url
+        if url is None:  # the embedded server's start blocks for a few seconds on first run
+            url = await asyncio.to_thread(resolve_database_url, self.settings)
+        engine = create_engine(url, pool_size=self.settings.db_pool_size)
+        store = EventStore(engine)
+        await store.start()
+        app.state.update({"engine": engine, "store": store})
+        try:
+            yield
+        finally:
+            await store.close()
+            await engine.dispose()
+
+
+def _settings(state: State) -> Settings:
+    settings: Settings = state.settings
+    return settings
+
+
+def _engine(state: State) -> AsyncEngine:
+    engine: AsyncEngine = state.engine
+    return engine
+
+
+def _store(state: State) -> EventStore:
+    store: EventStore = state.store
+    return store

@@ -1,0 +1,78 @@
+"""One frozen settings object, read once from ``CHARGELINE_*`` environment variables."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+
+Environment = Literal["development", "production"]
+
+
+class SettingsError(ValueError):
+    """A configuration value is missing or malformed; the message names the variable."""
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    database_url: str | None = None
+    """SQLAlchemy/asyncpg URL; unset means an embedded PostgreSQL under ``data_dir``."""
+    data_dir: Path = Path(".chargeline")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    env: Environment = "development"
+    webhook_secret: str | None = None
+    webhook_tolerance_s: int = 300
+    admin_token: str | None = None
+    db_pool_size: int = 10
+    log_level: str = "INFO"
+
+    def check_startup(self) -> list[str]:
+        """Raise on settings the service must not start with; return warnings for the rest."""
+        if self.env == "production" and not self.webhook_secret:
+            raise SettingsError(
+                "CHARGELINE_WEBHOOK_SECRET is required when CHARGELINE_ENV=production: "
+                "unsigned webhooks would let anyone write to the event log"
+            )
+        warnings = []
+        if not self.webhook_secret:
+            warnings.append("CHARGELINE_WEBHOOK_SECRET is not set: eDRV webhook signatures are NOT verified")
+        if not self.admin_token:
+            warnings.append("CHARGELINE_ADMIN_TOKEN is not set: the admin API refuses every request")
+        return warnings
+
+
+# Environment variable → field; the README's configuration table lists the same names.
+ENV_PREFIX = "CHARGELINE_"
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    """Build settings from the environment (strings converted leniently), then apply overrides."""
+    environ = os.environ if environ is None else environ
+    raw: dict[str, object] = {}
+    for field in msgspec.structs.fields(Settings):
+        value = environ.get(ENV_PREFIX + field.name.upper())
+        if value is not None and value != "":
+            raw[field.name] = value
+    raw.update(overrides)
+    try:
+        return msgspec.convert(raw, Settings, strict=False, dec_hook=_decode_path)
+    except msgspec.ValidationError as exc:
+        raise SettingsError(f"invalid configuration: {_env_name(exc)}") from exc
+
+
+def _decode_path(type_: type, value: object) -> object:
+    if type_ is Path and isinstance(value, str | Path):
+        return Path(value)
+    raise NotImplementedError  # msgspec turns this into a ValidationError naming the field
+
+
+def _env_name(exc: msgspec.ValidationError) -> str:
+    # msgspec says "... - at `$.webhook_tolerance_s`"; name the variable the operator actually set.
+    message = str(exc)
+    if "`$." in message:
+        field = message.rsplit("`$.", 1)[1].rstrip("`")
+        return message.rsplit(" - at ", 1)[0] + f" (CHARGELINE_{field.upper()})"
+    return message

@@ -1,0 +1,214 @@
+"""POST /webhooks/edrv through the real app: exact responses, and what lands in the log."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import msgspec
+
+from service.api.webhooks import MAX_WEBHOOK_BODY
+from service.edrv.signature import sign, signature_header
+from tests.api.conftest import SECRET, Client
+from tests.conftest import FIXTURES, Db
+
+STARTED = (FIXTURES / "session.started.json").read_bytes()
+
+
+def signed(body: bytes, *, secret: str = SECRET, at: float | None = None) -> dict[str, str]:
+    return {
+        "edrv-signature": signature_header(secret, body, int(time.time() if at is None else at)),
+        "content-type": "application/json",
+    }
+
+
+async def post(
+    client: Client, body: bytes, headers: dict[str, str] | None = None
+) -> tuple[int, bytes, dict[str, str]]:
+    response = await client.post(
+        "/webhooks/edrv", content=body, headers=headers or {"content-type": "application/json"}
+    )
+    return response.status_code, response.content, dict(response.headers)
+
+
+def assert_problem(
+    status: int, body: bytes, headers: dict[str, str], expected_status: int
+) -> dict[str, object]:
+    assert status == expected_status, body
+    assert headers["content-type"] == "application/problem+json"
+    problem: dict[str, object] = json.loads(body)
+    assert problem["status"] == expected_status
+    assert problem["title"]
+    assert problem["detail"]
+    return problem
+
+
+async def test_a_delivery_is_answered_200_with_an_empty_body(client: Client) -> None:
+    status, body, headers = await post(client, STARTED)
+    assert status == 200
+    assert body == b""
+    assert headers["content-length"] == "0"
+
+
+async def test_the_delivery_is_in_the_log_with_its_envelope_as_metadata(client: Client, db: Db) -> None:
+    await post(client, STARTED)
+    row = await db.fetchrow(
+        "SELECT stream_id, version, type, data::text, metadata::text, occurred_at FROM events"
+    )
+    assert row is not None
+    envelope = json.loads(STARTED)
+    assert row["stream_id"] == "session-6601bb0000000000000000e1"
+    assert row["version"] == 1
+    assert row["type"] == "session.started"
+    assert json.loads(row["data"]) == envelope["data"]
+    metadata = json.loads(row["metadata"])
+    assert metadata["source"] == "edrv"
+    assert metadata["external_id"] == envelope["_id"]
+    assert metadata["object"] == "session"
+    assert metadata["signature_verified"] is False
+    assert metadata["schema_version"] == 1
+    assert metadata["received_at"]
+    assert row["occurred_at"].isoformat().startswith(envelope["createdAt"][:19])
+
+
+async def test_every_fixture_is_accepted_including_unknown_types(client: Client, db: Db) -> None:
+    paths = sorted(FIXTURES.glob("*.json"))
+    for path in paths:
+        status, body, _ = await post(client, path.read_bytes())
+        assert (status, body) == (200, b""), path.name
+    assert await db.fetchval("SELECT count(*) FROM events") == len(paths)
+    assert await db.fetchval("SELECT stream_id FROM events WHERE type = 'payment.created'") == (
+        "payment-6601dd0000000000000000b1"
+    )
+
+
+async def test_the_one_day_scenario_leaves_fourteen_events(client: Client, db: Db) -> None:
+    lines = (FIXTURES / "scenario.one-location-day.jsonl").read_bytes().splitlines()
+    assert len(lines) == 15
+    for line in lines:
+        status, body, _ = await post(client, line)
+        assert (status, body) == (200, b"")
+    assert await db.fetchval("SELECT count(*) FROM events") == 14
+    assert await db.fetchval("SELECT count(*) FROM inbox_conflicts") == 0
+
+
+async def test_redelivery_answers_200_and_is_stored_once(client: Client, db: Db) -> None:
+    assert (await post(client, STARTED))[:2] == (200, b"")
+    assert (await post(client, STARTED))[:2] == (200, b"")
+    assert await db.fetchval("SELECT count(*) FROM events") == 1
+
+
+async def test_same_id_with_another_body_answers_200_and_is_kept_for_operators(
+    client: Client, db: Db
+) -> None:
+    changed = STARTED.replace(b'"Started"', b'"Ended"')
+    assert changed != STARTED
+    await post(client, STARTED)
+    assert (await post(client, changed))[:2] == (200, b"")
+    assert await db.fetchval("SELECT count(*) FROM events") == 1
+    assert bytes(await db.fetchval("SELECT body FROM inbox_conflicts")) == changed
+
+
+async def test_a_body_that_is_not_json_gets_400_and_nothing_is_stored(client: Client, db: Db) -> None:
+    status, body, headers = await post(client, b"this is not json")
+    problem = assert_problem(status, body, headers, 400)
+    assert "not JSON" in str(problem["detail"])
+    assert await db.fetchval("SELECT count(*) FROM events") == 0
+    assert await db.fetchval("SELECT count(*) FROM quarantine") == 0
+
+
+async def test_json_that_is_not_an_envelope_gets_400_and_is_quarantined_raw(client: Client, db: Db) -> None:
+    for bad in (b'{"type": "session.started", "data": {}}', b'{"_id": "x", "type": "t", "data": [1]}'):
+        status, body, headers = await post(client, bad)
+        assert_problem(status, body, headers, 400)
+    rows = await db.fetch("SELECT source, reason, content_type, body FROM quarantine ORDER BY id")
+    assert [bytes(row["body"]) for row in rows] == [
+        b'{"type": "session.started", "data": {}}',
+        b'{"_id": "x", "type": "t", "data": [1]}',
+    ]
+    assert rows[0]["source"] == "edrv"
+    assert "_id" in rows[0]["reason"]
+    assert rows[0]["content_type"] == "application/json"
+    assert await db.fetchval("SELECT count(*) FROM events") == 0
+
+
+async def test_json_postgres_cannot_hold_gets_400_and_is_quarantined(client: Client, db: Db) -> None:
+    body = b'{"_id": "65b0000000000000000000aa", "type": "session.updated", "data": {"note": "\\u0000"}}'
+    status, response, headers = await post(client, body)
+    assert_problem(status, response, headers, 400)
+    assert bytes(await db.fetchval("SELECT body FROM quarantine")) == body
+    assert await db.fetchval("SELECT count(*) FROM events") == 0
+
+
+async def test_a_body_over_one_mebibyte_gets_413(client: Client, db: Db) -> None:
+    envelope = json.loads(STARTED)
+    envelope["data"]["padding"] = "x" * MAX_WEBHOOK_BODY
+    status, body, headers = await post(client, json.dumps(envelope).encode())
+    assert_problem(status, body, headers, 413)
+    assert await db.fetchval("SELECT count(*) FROM events") == 0
+
+
+async def test_a_body_of_exactly_one_mebibyte_is_accepted(client: Client, db: Db) -> None:
+    envelope = json.loads(STARTED)
+    envelope["data"]["padding"] = ""
+    size = len(json.dumps(envelope).encode())
+    envelope["data"]["padding"] = "x" * (MAX_WEBHOOK_BODY - size)
+    body = json.dumps(envelope).encode()
+    assert len(body) == MAX_WEBHOOK_BODY
+    assert (await post(client, body))[:2] == (200, b"")
+
+
+async def test_signed_delivery_is_accepted_and_marked_verified(signed_client: Client, db: Db) -> None:
+    status, body, _ = await post(signed_client, STARTED, signed(STARTED))
+    assert (status, body) == (200, b"")
+    metadata = json.loads(await db.fetchval("SELECT metadata::text FROM events"))
+    assert metadata["signature_verified"] is True
+
+
+async def test_legacy_sha256_signature_is_accepted(signed_client: Client) -> None:
+    headers = {"edrv-signature": f"sha256={sign(SECRET, STARTED)}"}
+    assert (await post(signed_client, STARTED, headers))[:2] == (200, b"")
+
+
+async def test_unsigned_wrong_stale_or_malformed_signatures_get_401_and_store_nothing(
+    signed_client: Client, db: Db
+) -> None:
+    cases = {
+        "missing": {"content-type": "application/json"},
+        "wrong secret": signed(STARTED, secret="not-the-secret"),
+        "stale": signed(STARTED, at=time.time() - 3600),
+        "malformed": {"edrv-signature": "v1=deadbeef"},
+        "other body": signed(STARTED + b" "),
+    }
+    for case, headers in cases.items():
+        status, body, response_headers = await post(signed_client, STARTED, headers)
+        assert_problem(status, body, response_headers, 401), case
+    # Junk is refused before it is even parsed: not stored, not quarantined.
+    status, body, response_headers = await post(signed_client, b'{"not": "an envelope"}')
+    assert_problem(status, body, response_headers, 401)
+    assert await db.fetchval("SELECT count(*) FROM events") == 0
+    assert await db.fetchval("SELECT count(*) FROM quarantine") == 0
+
+
+async def test_database_unreachable_gets_503_never_200(tmp_path: Path) -> None:
+    from litestar.testing import AsyncTestClient
+
+    from service.app import create_app
+    from tests.api.conftest import settings_for_tests
+
+    app = create_app(settings_for_tests(tmp_path), database_url="postgresql://nobody@127.0.0.1:1/none")
+    async with AsyncTestClient(app=app) as client:
+        status, body, headers = await post(client, STARTED)
+        problem = assert_problem(status, body, headers, 503)
+        assert headers["retry-after"]
+        assert "nothing was stored" in str(problem["detail"])
+        status, body, headers = await post(client, b'{"_id": "x"}')  # quarantine needs the database too
+        assert_problem(status, body, headers, 503)
+
+
+async def test_exact_bytes_of_data_survive_as_json(client: Client, db: Db) -> None:
+    loose = (FIXTURES / "session.updated.loose-types.json").read_bytes()
+    await post(client, loose)
+    stored = msgspec.json.decode((await db.fetchval("SELECT data::text FROM events")).encode())
+    assert stored == json.loads(loose)["data"]

@@ -1,0 +1,70 @@
+"""Shared fixtures: one real PostgreSQL per test session, migrated with alembic.
+
+With ``TEST_DATABASE_URL`` set, the suite owns that database: its ``public`` schema is dropped and
+rebuilt by the migrations. Otherwise a throwaway embedded PostgreSQL is started in a temporary
+directory and deleted at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import TypeAlias
+
+import asyncpg
+import pytest
+
+from service.db.embedded import start_embedded_postgres
+from service.db.engine import asyncpg_url
+from service.db.migrate import upgrade_to_head
+
+FIXTURES = Path(__file__).parent / "fixtures" / "edrv"
+
+Db: TypeAlias = "asyncpg.Connection[asyncpg.Record]"
+
+
+def plain_dsn(url: str) -> str:
+    """asyncpg's own DSN spelling of a SQLAlchemy URL."""
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+async def _reset_schema(url: str) -> None:
+    connection = await asyncpg.connect(plain_dsn(url))
+    try:
+        await connection.execute("DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public")
+    finally:
+        await connection.close()
+
+
+@pytest.fixture(scope="session")
+def database_url() -> str:
+    configured = os.environ.get("TEST_DATABASE_URL")
+    if configured:
+        url = asyncpg_url(configured)
+        asyncio.run(_reset_schema(url))
+    else:
+        scratch = Path(tempfile.mkdtemp(prefix="chargeline-test-"))
+        url = start_embedded_postgres(scratch / "pgdata", cleanup="delete")
+    upgrade_to_head(url)
+    return url
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Db]:
+    """A direct connection for looking at (and, where a test needs it, bypassing) the service."""
+    connection: Db = await asyncpg.connect(plain_dsn(database_url))
+    try:
+        yield connection
+    finally:
+        await connection.close()
+
+
+async def empty_the_log(connection: Db) -> None:
+    """Tests start from an empty log. The append-only trigger is lifted only inside this transaction."""
+    async with connection.transaction():
+        await connection.execute("ALTER TABLE events DISABLE TRIGGER events_append_only")
+        await connection.execute("TRUNCATE events, inbox, inbox_conflicts, quarantine RESTART IDENTITY")
+        await connection.execute("ALTER TABLE events ENABLE TRIGGER events_append_only")
