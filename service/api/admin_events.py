@@ -11,6 +11,7 @@ from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
 from service.api.auth import ADMIN_SECURITY, require_admin
+from service.api.problems import problem_responses
 from service.eventlog.model import RecordedEvent
 from service.eventlog.store import EventStore
 
@@ -51,6 +52,7 @@ class EventPage(msgspec.Struct, frozen=True):
     security=ADMIN_SECURITY,
     tags=["Admin"],
     summary="Read the event log in position order",
+    responses=problem_responses(e400="A parameter is out of range", e401="Missing or wrong admin token"),
 )
 async def list_events(
     store: NamedDependency[EventStore],

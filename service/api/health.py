@@ -9,7 +9,7 @@ from litestar import get
 from litestar.di import NamedDependency
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.api.problems import problem
+from service.api.problems import problem, problem_responses
 from service.db.migrate import current_revision, head_revision
 
 READY_TIMEOUT_S = 2.0
@@ -36,6 +36,7 @@ async def live() -> Liveness:
     tags=["Health"],
     summary="The database answers and its schema is at the latest migration",
     description="503 (problem+json with the same fields) when not ready.",
+    responses=problem_responses(e503="Database unreachable or schema behind the latest migration"),
 )
 async def ready(engine: NamedDependency[AsyncEngine]) -> Readiness:
     head = head_revision()

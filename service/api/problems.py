@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+from http import HTTPStatus
 from typing import Any
 
+import msgspec
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.plugins.problem_details import (
     ProblemDetailsConfig,
     ProblemDetailsException,
@@ -16,6 +19,29 @@ from service.eventlog.model import ConcurrencyError, StoreUnavailable
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_S = 5
+
+
+class ProblemDetails(msgspec.Struct, frozen=True):
+    """RFC 9457 problem details; some problems add members of their own (e.g. readiness fields)."""
+
+    status: int
+    title: str
+    detail: str | None = None
+    type: str | None = None
+    instance: str | None = None
+
+
+def problem_responses(**descriptions: str) -> dict[int, ResponseSpec]:
+    """OpenAPI entries for error responses, e.g. ``problem_responses(e401="Bad token")``."""
+    return {
+        int(code[1:]): ResponseSpec(
+            ProblemDetails,
+            description=description or HTTPStatus(int(code[1:])).phrase,
+            media_type="application/problem+json",
+            generate_examples=False,
+        )
+        for code, description in descriptions.items()
+    }
 
 
 def problem(status: int, title: str, detail: str, **extra: Any) -> ProblemDetailsException:

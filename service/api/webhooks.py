@@ -7,9 +7,9 @@ from typing import Any
 import msgspec
 from litestar import Request, Response, post
 from litestar.di import NamedDependency
-from litestar.openapi.datastructures import ResponseSpec
 
-from service.api.problems import problem
+from service.api.openapi_docs import WebhookOperation
+from service.api.problems import problem, problem_responses
 from service.edrv.envelope import InvalidEnvelope, decode_envelope
 from service.edrv.intake import SOURCE, record_delivery
 from service.edrv.signature import SignatureError, verify_signature
@@ -33,12 +33,14 @@ MAX_WEBHOOK_BODY = 1024 * 1024
     ),
     tags=["eDRV"],
     media_type="text/plain",
-    responses={
-        400: ResponseSpec(None, description="Not JSON, or not an eDRV envelope (kept in quarantine)"),
-        401: ResponseSpec(None, description="Missing, malformed, wrong or stale signature; nothing stored"),
-        413: ResponseSpec(None, description="Body over 1 MiB"),
-        503: ResponseSpec(None, description="Database unavailable; nothing stored, retry later"),
-    },
+    response_description="Stored (or already stored): an empty body",
+    responses=problem_responses(
+        e400="Not JSON, or not an eDRV envelope (then kept raw in quarantine)",
+        e401="Missing, malformed, wrong or stale signature; nothing stored",
+        e413="Body over 1 MiB",
+        e503="Database unavailable; nothing stored, retry later",
+    ),
+    operation_class=WebhookOperation,
 )
 async def receive_edrv_webhook(
     request: Request[Any, Any, Any], store: NamedDependency[EventStore], settings: NamedDependency[Settings]

@@ -144,6 +144,11 @@ class EventStore:
         except _UNAVAILABLE as exc:
             log.warning("append batch of %d failed, database unavailable: %r", len(requests), exc)
             return [StoreUnavailable(str(exc) or type(exc).__name__)] * len(requests)
+        except asyncpg.PostgresError as exc:
+            # e.g. a read-only standby after a failover, or lock/resource exhaustion: nothing committed,
+            # the caller may retry. Logged as an error because it needs an operator's eyes.
+            log.exception("append batch of %d refused by PostgreSQL", len(requests))
+            return [StoreUnavailable(f"{type(exc).__name__}: {exc}")] * len(requests)
 
     # -- reading ----------------------------------------------------------------------------------
 
