@@ -32,6 +32,7 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         asyncpg_url(url),
         pool_size=pool_size,
         max_overflow=pool_size,
+        pool_timeout=10,  # a request waits this long for a connection before it fails (503), not forever
         pool_pre_ping=False,  # a dead connection fails its statement and is replaced; no ping per checkout
         connect_args={"server_settings": {"application_name": "chargeline"}},
     )

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import asyncpg
 import msgspec
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.eventlog.committer import GroupCommitter
@@ -91,6 +92,7 @@ _UNAVAILABLE = (
     asyncpg.AdminShutdownError,
     asyncpg.QueryCanceledError,
     DBAPIError,  # raised by SQLAlchemy's pool when it cannot connect
+    PoolTimeout,  # every pooled connection busy for longer than the pool timeout
 )
 
 
@@ -141,9 +143,9 @@ class EventStore:
                 return [UnstorableEvent(f"PostgreSQL rejected the event data: {exc}")]
             log.warning("append batch of %d rejected (%s); retrying one by one", len(requests), exc)
             return [(await self._write_batch([request]))[0] for request in requests]
-        except _UNAVAILABLE as exc:
-            log.warning("append batch of %d failed, database unavailable: %r", len(requests), exc)
-            return [StoreUnavailable(str(exc) or type(exc).__name__)] * len(requests)
+        except StoreUnavailable as exc:
+            log.warning("append batch of %d failed, database unavailable: %s", len(requests), exc)
+            return [exc] * len(requests)
         except asyncpg.PostgresError as exc:
             # e.g. a read-only standby after a failover, or lock/resource exhaustion: nothing committed,
             # the caller may retry. Logged as an error because it needs an operator's eyes.
@@ -193,23 +195,24 @@ class EventStore:
         sql = (
             "INSERT INTO quarantine (source, reason, content_type, body) VALUES ($1, $2, $3, $4) RETURNING id"
         )
-        try:
-            async with self._connection() as connection:
-                return int(await connection.fetchval(sql, source, reason, content_type, body))
-        except _UNAVAILABLE as exc:
-            raise StoreUnavailable(str(exc) or type(exc).__name__) from exc
+        async with self._connection() as connection:
+            return int(await connection.fetchval(sql, source, reason, content_type, body))
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[Connection]:
-        """A pooled connection's asyncpg driver; invalidated (not reused) if it breaks."""
-        async with self.engine.connect() as connection:
-            raw = await connection.get_raw_connection()
-            driver: Connection = raw.driver_connection  # type: ignore[assignment]
-            try:
-                yield driver
-            except _UNAVAILABLE:
-                await connection.invalidate()
-                raise
+        """A pooled connection's asyncpg driver. If the database goes away it is invalidated (never
+        reused) and the caller sees ``StoreUnavailable``."""
+        try:
+            async with self.engine.connect() as connection:
+                raw = await connection.get_raw_connection()
+                driver: Connection = raw.driver_connection  # type: ignore[assignment]
+                try:
+                    yield driver
+                except _UNAVAILABLE:
+                    await connection.invalidate()
+                    raise
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(str(exc) or type(exc).__name__) from exc
 
 
 async def _append_batch(
@@ -294,7 +297,8 @@ class _Batch:
                 [event.metadata for _, _, event in self._events],
                 [event.occurred_at for _, _, event in self._events],
             )
-            positions = [row[0] for row in rows]
+            # Positions are drawn in insertion order (ORDER BY ord), so sorting maps them back to rows.
+            positions = sorted(row[0] for row in rows)
             await connection.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, str(positions[-1]))
         if self._inbox:
             await connection.execute(

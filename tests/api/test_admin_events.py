@@ -103,3 +103,11 @@ async def test_out_of_range_parameters_get_400_problem(client: Client) -> None:
         assert response.status_code == 400, params
         assert response.headers["content-type"] == "application/problem+json"
         assert json.loads(response.content)["status"] == 400
+
+
+async def test_database_unreachable_gets_503_problem(tmp_path: Path) -> None:
+    app = create_app(settings_for_tests(tmp_path), database_url="postgresql://nobody@127.0.0.1:1/none")
+    async with AsyncTestClient(app=app) as client:
+        response = await client.get("/v1/admin/events", headers=AUTH)
+        assert response.status_code == 503
+        assert response.headers["content-type"] == "application/problem+json"
