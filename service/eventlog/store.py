@@ -59,9 +59,11 @@ _STREAM_VERSIONS = """
     SELECT s.stream_id, COALESCE((SELECT max(e.version) FROM events e WHERE e.stream_id = s.stream_id), 0)
     FROM unnest($1::text[]) AS s(stream_id)
 """
+# One source per query keeps this a primary-key index scan whatever plan PostgreSQL caches; a join
+# against unnest() may be planned as a hash join over the whole (ever-growing) inbox.
 _KNOWN_DELIVERIES = """
-    SELECT i.source, i.external_id, i.payload_sha256, i.position
-    FROM inbox i JOIN unnest($1::text[], $2::text[]) AS k(source, external_id) USING (source, external_id)
+    SELECT external_id, payload_sha256, position
+    FROM inbox WHERE source = $1 AND external_id = ANY($2::text[])
 """
 # Rows are fed in ORDER BY ord so positions grow with versions inside each stream.
 _INSERT_EVENTS = """
@@ -220,13 +222,14 @@ async def _append_batch(
 ) -> list[AppendResult | Exception]:
     """Decide and write a whole batch inside one transaction that holds the append lock."""
     await connection.execute("SELECT pg_advisory_xact_lock($1)", APPEND_LOCK_KEY)
-    keys = [request.inbox for request in requests if request.inbox is not None]
+    ids_by_source: dict[str, list[str]] = {}
+    for request in requests:
+        if request.inbox is not None:
+            ids_by_source.setdefault(request.inbox.source, []).append(request.inbox.external_id)
     known: dict[tuple[str, str], tuple[bytes, int]] = {}
-    if keys:
-        rows = await connection.fetch(
-            _KNOWN_DELIVERIES, [key.source for key in keys], [key.external_id for key in keys]
-        )
-        known = {(row[0], row[1]): (bytes(row[2]), row[3]) for row in rows}
+    for source, external_ids in ids_by_source.items():
+        for row in await connection.fetch(_KNOWN_DELIVERIES, source, external_ids):
+            known[(source, row[0])] = (bytes(row[1]), row[2])
     streams = list({request.stream_id for request in requests})
     versions: dict[str, int] = {row[0]: row[1] for row in await connection.fetch(_STREAM_VERSIONS, streams)}
 

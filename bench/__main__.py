@@ -1,0 +1,112 @@
+"""``python -m bench [ingest] [options]``; without a command it runs ``ingest``."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from bench.database import parse_setting
+from bench.ingest import BenchFailure, resolve_generator, run_ingest
+from bench.report import print_report, write_json
+from bench.results import RunSettings
+
+RESULTS_DIR = Path(__file__).parent / "results"  # gitignored
+
+# (full, smoke): smoke only proves the harness still works end to end, in a few seconds.
+DURATION_S = (10, 1)
+WARMUP_S = (2, 0)
+ROUNDS = (3, 1)
+CONNECTIONS = (32, 8)
+
+
+@click.group(invoke_without_command=True)
+@click.pass_context
+def main(context: click.Context) -> None:
+    """Chargeline benchmarks (see bench/README.md)."""
+    if context.invoked_subcommand is None:
+        context.invoke(ingest)
+
+
+@main.command()
+@click.option(
+    "--smoke", is_flag=True, help="A few seconds, tiny sizes: checks the harness, measures nothing."
+)
+@click.option("--duration", type=click.IntRange(min=1), help="Seconds per run [10; smoke 1].")
+@click.option(
+    "--warmup",
+    type=click.IntRange(min=0),
+    help="Seconds of warm-up per app, kept out of the medians [2; smoke 0].",
+)
+@click.option(
+    "--rounds", type=click.IntRange(min=1), help="Interleaved closed-loop rounds per app [3; smoke 1]."
+)
+@click.option("--connections", type=click.IntRange(min=1), help="Concurrent connections [32; smoke 8].")
+@click.option(
+    "--generator",
+    type=click.Choice(["auto", "wrk", "python"]),
+    default="auto",
+    show_default=True,
+    help="Load generator; auto is wrk, or the built-in Python one for --smoke when wrk is missing.",
+)
+@click.option(
+    "--pg-set",
+    "pg_set",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="PostgreSQL setting for the scratch database (both apps), for what-if runs; repeatable.",
+)
+@click.option(
+    "--output", type=click.Path(dir_okay=False, path_type=Path), help="Where to write the JSON results."
+)
+def ingest(
+    smoke: bool,
+    duration: int | None,
+    warmup: int | None,
+    rounds: int | None,
+    connections: int | None,
+    generator: str,
+    pg_set: tuple[str, ...],
+    output: Path | None,
+) -> None:
+    """POST /webhooks/edrv on Chargeline vs. a bare baseline app: throughput, latency, p99 at half rate."""
+    pick = 1 if smoke else 0
+    settings = RunSettings(
+        smoke=smoke,
+        duration_s=duration or DURATION_S[pick],
+        warmup_s=WARMUP_S[pick] if warmup is None else warmup,
+        rounds=rounds or ROUNDS[pick],
+        connections=connections or CONNECTIONS[pick],
+        pg_settings=dict(_parse_settings(pg_set)),
+    )
+    if not smoke and settings.rounds < 2:
+        raise click.BadParameter(
+            "at least 2 rounds: a single round says nothing about noise", param_hint="--rounds"
+        )
+    output = output or RESULTS_DIR / ("ingest-smoke.json" if smoke else "ingest.json")
+    console = Console()
+    try:  # before anything starts, and without overwriting earlier results
+        resolved = resolve_generator(generator, smoke=smoke)
+    except BenchFailure as exc:
+        raise click.ClickException(str(exc)) from None
+    if resolved != "wrk":
+        console.print("[yellow]Load from the built-in Python generator: not comparable with wrk figures[/]")
+    results = asyncio.run(run_ingest(settings, resolved, console))
+    print_report(results, console)
+    write_json(results, output)
+    console.print(f"Results written to {output}")
+    sys.exit(0 if results.ok else 1)
+
+
+def _parse_settings(texts: tuple[str, ...]) -> list[tuple[str, str]]:
+    try:
+        return [parse_setting(text) for text in texts]
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--pg-set") from None
+
+
+if __name__ == "__main__":
+    main()
