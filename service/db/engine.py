@@ -34,5 +34,12 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         max_overflow=pool_size,
         pool_timeout=10,  # a request waits this long for a connection before it fails (503), not forever
         pool_pre_ping=False,  # a dead connection fails its statement and is replaced; no ping per checkout
-        connect_args={"server_settings": {"application_name": "chargeline"}},
+        connect_args={
+            "server_settings": {
+                "application_name": "chargeline",
+                # asyncpg prepares every statement; a generic plan cached while a table was small
+                # (e.g. a seq scan of the inbox) would stay forever. Planning each run is cheap here.
+                "plan_cache_mode": "force_custom_plan",
+            }
+        },
     )

@@ -1,18 +1,22 @@
-"""Turn one authenticated eDRV delivery into an append to the event log.
+"""Take one eDRV delivery from raw bytes to a committed event in the log.
 
-The inbox key (source ``edrv``, the envelope ``_id``, sha256 of the raw body) is written in the same
-transaction as the event, so a redelivery is recognised exactly, never stored twice and never lost.
+Order matters: the signature is checked before anything is parsed or stored, so an unauthenticated body
+costs nothing and leaves nothing behind. The inbox key (source ``edrv``, the envelope ``_id``, sha256 of
+the raw body) is written in the same transaction as the event, so a redelivery is recognised exactly,
+never stored twice and never lost.
 """
 
 from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime
+from typing import NoReturn
 
 import msgspec
 
-from service.edrv.envelope import Envelope, stream_id_for
-from service.eventlog.model import AppendResult, InboxKey, NewEvent
+from service.edrv.envelope import InvalidEnvelope, decode_envelope, stream_id_for
+from service.edrv.signature import verify_signature
+from service.eventlog.model import AppendResult, InboxKey, NewEvent, UnstorableEvent
 from service.eventlog.store import EventStore
 
 SOURCE = "edrv"
@@ -30,33 +34,59 @@ class DeliveryMetadata(msgspec.Struct, frozen=True, kw_only=True):
     schema_version: int = SCHEMA_VERSION
 
 
+class NotJson(ValueError):
+    """The body is not JSON at all; nothing was kept."""
+
+
+class Quarantined(ValueError):
+    """Authentic but unusable (not an envelope, or JSON PostgreSQL cannot hold): kept raw for operators."""
+
+
 _encode = msgspec.json.Encoder().encode
 
 
-async def record_delivery(
-    store: EventStore,
-    body: bytes,
-    envelope: Envelope,
-    resource_id: str | None,
-    *,
-    signature_verified: bool,
-    received_at: datetime | None = None,
-) -> AppendResult:
-    received_at = received_at or datetime.now(UTC)
-    metadata = DeliveryMetadata(
-        source=SOURCE,
-        external_id=envelope.id,
-        object=envelope.object,
-        received_at=received_at,
-        signature_verified=signature_verified,
-    )
-    event = NewEvent(
-        type=envelope.type,
-        data=bytes(envelope.data),
-        metadata=_encode(metadata),
-        occurred_at=envelope.created_at or received_at,
-    )
-    inbox = InboxKey(
-        source=SOURCE, external_id=envelope.id, payload_sha256=hashlib.sha256(body).digest(), body=body
-    )
-    return await store.append(stream_id_for(envelope, resource_id), [event], inbox=inbox)
+class EdrvIntake:
+    def __init__(self, store: EventStore, *, secret: str | None, tolerance_s: int) -> None:
+        self._store = store
+        self._secret = secret
+        self._tolerance_s = tolerance_s
+
+    async def receive(self, body: bytes, *, signature: str | None, content_type: str | None) -> AppendResult:
+        """Store ``body``; return once committed (or recognised as already stored).
+
+        Raises ``SignatureError`` (nothing stored), ``NotJson`` (nothing stored), ``Quarantined`` (kept
+        raw in quarantine) or ``StoreUnavailable`` (nothing stored; the sender should retry).
+        """
+        if self._secret is not None:
+            verify_signature(signature, body, secret=self._secret, tolerance_s=self._tolerance_s)
+        try:
+            envelope, resource_id = decode_envelope(body)
+        except InvalidEnvelope as exc:
+            await self._quarantine(body, content_type, f"not an eDRV webhook envelope: {exc}")
+        except msgspec.DecodeError as exc:
+            raise NotJson(f"the body is not JSON: {exc}") from None
+        received_at = datetime.now(UTC)
+        metadata = DeliveryMetadata(
+            source=SOURCE,
+            external_id=envelope.id,
+            object=envelope.object,
+            received_at=received_at,
+            signature_verified=self._secret is not None,
+        )
+        event = NewEvent(
+            type=envelope.type,
+            data=bytes(envelope.data),
+            metadata=_encode(metadata),
+            occurred_at=envelope.created_at or received_at,
+        )
+        inbox = InboxKey(
+            source=SOURCE, external_id=envelope.id, payload_sha256=hashlib.sha256(body).digest(), body=body
+        )
+        try:
+            return await self._store.append(stream_id_for(envelope, resource_id), [event], inbox=inbox)
+        except UnstorableEvent as exc:
+            await self._quarantine(body, content_type, str(exc))
+
+    async def _quarantine(self, body: bytes, content_type: str | None, reason: str) -> NoReturn:
+        await self._store.quarantine(source=SOURCE, reason=reason, content_type=content_type, body=body)
+        raise Quarantined(reason)

@@ -47,15 +47,15 @@ ANY = AnyVersion()
 NO_STREAM = NoStream()
 
 
-def expected_matches(expected: Expected, actual: int) -> bool:
-    """``actual`` is the stream's current version, 0 for a stream with no events."""
+def required_version(expected: Expected) -> int | None:
+    """The version the stream must be at for the append to go ahead (0: no events yet); None: any."""
     match expected:
         case AnyVersion():
-            return True
+            return None
         case NoStream():
-            return actual == 0
+            return 0
         case Exact(version):
-            return actual == version
+            return version
 
 
 class ConcurrencyError(Exception):

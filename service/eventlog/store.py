@@ -16,7 +16,7 @@ The hot path talks to asyncpg directly (through SQLAlchemy's pool) to pass whole
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
@@ -41,7 +41,7 @@ from service.eventlog.model import (
     RecordedEvent,
     StoreUnavailable,
     UnstorableEvent,
-    expected_matches,
+    required_version,
 )
 
 if TYPE_CHECKING:
@@ -55,35 +55,10 @@ NOTIFY_CHANNEL = "chargeline_events"
 # As text: SQLAlchemy registers a jsonb codec on its connections; the raw JSON is all we need.
 _COLUMNS = "position, stream_id, version, type, data::text, metadata::text, occurred_at, recorded_at"
 
-_STREAM_VERSIONS = """
-    SELECT s.stream_id, COALESCE((SELECT max(e.version) FROM events e WHERE e.stream_id = s.stream_id), 0)
-    FROM unnest($1::text[]) AS s(stream_id)
-"""
-# One source per query keeps this a primary-key index scan whatever plan PostgreSQL caches; a join
-# against unnest() may be planned as a hash join over the whole (ever-growing) inbox.
-_KNOWN_DELIVERIES = """
-    SELECT external_id, payload_sha256, position
-    FROM inbox WHERE source = $1 AND external_id = ANY($2::text[])
-"""
-# Rows are fed in ORDER BY ord so positions grow with versions inside each stream.
-_INSERT_EVENTS = """
-    INSERT INTO events (stream_id, version, type, data, metadata, occurred_at)
-    SELECT stream_id, version, type,
-           convert_from(data, 'UTF8')::jsonb, convert_from(metadata, 'UTF8')::jsonb, occurred_at
-    FROM unnest($1::text[], $2::int[], $3::text[], $4::bytea[], $5::bytea[], $6::timestamptz[])
-         WITH ORDINALITY AS t(stream_id, version, type, data, metadata, occurred_at, ord)
-    ORDER BY ord
-    RETURNING position
-"""
-_INSERT_INBOX = """
-    INSERT INTO inbox (source, external_id, payload_sha256, position)
-    SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bigint[])
-"""
-_INSERT_CONFLICTS = """
-    INSERT INTO inbox_conflicts (source, external_id, payload_sha256, body, original_position)
-    SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bytea[], $5::bigint[])
-    ON CONFLICT (source, external_id, payload_sha256) DO NOTHING
-"""
+# The whole batch is decided and written by append_events() (migrations/versions/0002): the append
+# lock is held for one server-side statement, not across client round trips. Sent outside a transaction,
+# the statement is its own transaction, so the reply means committed.
+_APPEND = "SELECT * FROM append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
 
 # Errors that mean "the database is not there right now": the append did not (knowingly) commit.
 _UNAVAILABLE = (
@@ -137,7 +112,7 @@ class EventStore:
 
     async def _write_batch(self, requests: Sequence[AppendRequest]) -> list[AppendResult | Exception]:
         try:
-            async with self._connection() as connection, connection.transaction():
+            async with self._connection() as connection:
                 return await _append_batch(connection, requests)
         except asyncpg.DataError as exc:
             # One request's JSON poisons the whole statement; find it by writing each on its own.
@@ -220,107 +195,38 @@ class EventStore:
 async def _append_batch(
     connection: Connection, requests: Sequence[AppendRequest]
 ) -> list[AppendResult | Exception]:
-    """Decide and write a whole batch inside one transaction that holds the append lock."""
-    await connection.execute("SELECT pg_advisory_xact_lock($1)", APPEND_LOCK_KEY)
-    ids_by_source: dict[str, list[str]] = {}
-    for request in requests:
-        if request.inbox is not None:
-            ids_by_source.setdefault(request.inbox.source, []).append(request.inbox.external_id)
-    known: dict[tuple[str, str], tuple[bytes, int]] = {}
-    for source, external_ids in ids_by_source.items():
-        for row in await connection.fetch(_KNOWN_DELIVERIES, source, external_ids):
-            known[(source, row[0])] = (bytes(row[1]), row[2])
-    streams = list({request.stream_id for request in requests})
-    versions: dict[str, int] = {row[0]: row[1] for row in await connection.fetch(_STREAM_VERSIONS, streams)}
-
-    batch = _Batch(known, versions)
-    outcomes = [batch.plan(request) for request in requests]
-    positions = await batch.write(connection)
-    return [outcome(positions) for outcome in outcomes]
-
-
-# An outcome is resolved once the batch's positions are known.
-Outcome = Callable[[Sequence[int]], AppendResult | Exception]
+    """Decide and write a whole batch in one statement (one transaction holding the append lock)."""
+    events = [event for request in requests for event in request.events]
+    keys = [request.inbox for request in requests]
+    rows = await connection.fetch(
+        _APPEND,
+        [request.stream_id for request in requests],
+        [required_version(request.expected) for request in requests],
+        [len(request.events) for request in requests],
+        [key and key.source for key in keys],
+        [key and key.external_id for key in keys],
+        [key and key.payload_sha256 for key in keys],
+        [key and key.body for key in keys],
+        [event.type for event in events],
+        [event.data for event in events],
+        [event.metadata for event in events],
+        [event.occurred_at for event in events],
+    )
+    return [_result(request, row) for request, row in zip(requests, rows, strict=True)]
 
 
-class _Batch:
-    """The rows one transaction inserts, and the inbox bookkeeping that depends on their positions."""
-
-    def __init__(self, known: dict[tuple[str, str], tuple[bytes, int]], versions: dict[str, int]) -> None:
-        self._known = known  # deliveries already in the inbox: (sha256, position)
-        self._versions = versions
-        self._claimed: dict[tuple[str, str], tuple[bytes, int]] = {}  # first seen in this batch: (sha, row)
-        self._events: list[tuple[str, int, NewEvent]] = []
-        self._inbox: list[tuple[InboxKey, int]] = []  # (delivery, row of its first event)
-        self._conflicts: list[tuple[InboxKey, int, bool]] = []  # (delivery, position or row, is_row)
-
-    def plan(self, request: AppendRequest) -> Outcome:
-        inbox = request.inbox
-        if inbox is not None:
-            key = (inbox.source, inbox.external_id)
-            if key in self._known:
-                sha, position = self._known[key]
-                return self._redelivery(inbox, sha, position, is_row=False)
-            if key in self._claimed:
-                sha, row = self._claimed[key]
-                return self._redelivery(inbox, sha, row, is_row=True)
-        actual = self._versions[request.stream_id]
-        if not expected_matches(request.expected, actual):
-            error = ConcurrencyError(request.stream_id, request.expected, actual)
-            return lambda _: error
-        start = len(self._events)
-        self._events.extend(
-            (request.stream_id, actual + offset, event) for offset, event in enumerate(request.events, 1)
-        )
-        stop, version = len(self._events), actual + len(request.events)
-        self._versions[request.stream_id] = version
-        if inbox is not None:
-            self._claimed[(inbox.source, inbox.external_id)] = (inbox.payload_sha256, start)
-            self._inbox.append((inbox, start))
-        return lambda positions: Appended(tuple(positions[start:stop]), version)
-
-    def _redelivery(self, inbox: InboxKey, sha: bytes, where: int, *, is_row: bool) -> Outcome:
-        def position(positions: Sequence[int]) -> int:
-            return positions[where] if is_row else where
-
-        if sha == inbox.payload_sha256:
-            return lambda positions: Duplicate(position(positions))
-        self._conflicts.append((inbox, where, is_row))
-        return lambda positions: ConflictingRedelivery(position(positions))
-
-    async def write(self, connection: Connection) -> list[int]:
-        positions: list[int] = []
-        if self._events:
-            rows = await connection.fetch(
-                _INSERT_EVENTS,
-                [stream_id for stream_id, _, _ in self._events],
-                [version for _, version, _ in self._events],
-                [event.type for _, _, event in self._events],
-                [event.data for _, _, event in self._events],
-                [event.metadata for _, _, event in self._events],
-                [event.occurred_at for _, _, event in self._events],
-            )
-            # Positions are drawn in insertion order (ORDER BY ord), so sorting maps them back to rows.
-            positions = sorted(row[0] for row in rows)
-            await connection.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, str(positions[-1]))
-        if self._inbox:
-            await connection.execute(
-                _INSERT_INBOX,
-                [key.source for key, _ in self._inbox],
-                [key.external_id for key, _ in self._inbox],
-                [key.payload_sha256 for key, _ in self._inbox],
-                [positions[row] for _, row in self._inbox],
-            )
-        if self._conflicts:
-            await connection.execute(
-                _INSERT_CONFLICTS,
-                [key.source for key, _, _ in self._conflicts],
-                [key.external_id for key, _, _ in self._conflicts],
-                [key.payload_sha256 for key, _, _ in self._conflicts],
-                [key.body for key, _, _ in self._conflicts],
-                [positions[where] if is_row else where for _, where, is_row in self._conflicts],
-            )
-        return positions
+def _result(request: AppendRequest, row: asyncpg.Record) -> AppendResult | Exception:
+    outcome, version, positions = row
+    match outcome:
+        case "appended":
+            return Appended(tuple(positions), version)
+        case "duplicate":
+            return Duplicate(positions[0])
+        case "conflict":
+            return ConflictingRedelivery(positions[0])
+        case "wrong_version":
+            return ConcurrencyError(request.stream_id, request.expected, version)
+    raise AssertionError(f"append_events() returned an unknown outcome {outcome!r}")
 
 
 def _filters(stream_id: str | None, type: str | None, *, first: int) -> tuple[str, list[str]]:
