@@ -37,7 +37,11 @@ def upgrade() -> None:
             metadata      bytea[],
             occurred_at   timestamptz[]
         ) RETURNS TABLE (outcome text, version integer, positions bigint[])
-        LANGUAGE plpgsql AS $$
+        LANGUAGE plpgsql
+        -- PL/pgSQL caches plans per session; one made while the inbox was tiny would scan it whole
+        -- forever after. Whoever calls, plan each statement for the tables as they are now.
+        SET plan_cache_mode = force_custom_plan
+        AS $$
         DECLARE
             n integer := coalesce(array_length(stream_ids, 1), 0);
             streams text[];                 -- distinct streams of the batch ...
@@ -61,7 +65,7 @@ def upgrade() -> None:
         BEGIN
             PERFORM pg_advisory_xact_lock({APPEND_LOCK_KEY});
 
-            -- Correlated subqueries are point lookups on an index whatever plan gets cached.
+            -- Correlated subqueries: one primary-key lookup per stream / delivery.
             SELECT array_agg(d.stream_id),
                    array_agg((SELECT coalesce(max(e.version), 0) FROM events e
                                WHERE e.stream_id = d.stream_id))

@@ -37,8 +37,8 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         connect_args={
             "server_settings": {
                 "application_name": "chargeline",
-                # asyncpg prepares every statement; a generic plan cached while a table was small
-                # (e.g. a seq scan of the inbox) would stay forever. Planning each run is cheap here.
+                # asyncpg prepares every statement; a generic plan cached while a table was small (a
+                # seq scan of the inbox, found by the benchmark) would stay forever. Planning is cheap.
                 "plan_cache_mode": "force_custom_plan",
             }
         },
