@@ -2,7 +2,7 @@
 
 Why a function: appends are serialised by one advisory lock (that is what makes positions commit in
 order), so the time the lock is held is the log's throughput ceiling. Deciding in the client needs
-five round trips while holding it; here the lock is taken, the batch decided and written, and the
+several round trips while holding it; here the lock is taken, the batch decided and written, and the
 transaction committed within a single statement sent in autocommit mode.
 
 Revision ID: 0002
@@ -17,7 +17,7 @@ down_revision = "0001"
 branch_labels = None
 depends_on = None
 
-# Keep in step with service/eventlog/store.py (APPEND_LOCK_KEY, NOTIFY_CHANNEL).
+# The one lock every append transaction takes ("chln" "log" 1).
 APPEND_LOCK_KEY = 0x63686C6E_6C6F6701
 
 
@@ -31,7 +31,6 @@ def upgrade() -> None:
             sources       text[],         --   inbox key, NULL when the request has none
             external_ids  text[],
             sha256s       bytea[],
-            bodies        bytea[],        --   the raw delivery, kept if it turns out to conflict
             types         text[],         -- ... one entry per event, requests' events in order
             data          bytea[],        --   JSON objects, UTF-8
             metadata      bytea[],
@@ -52,11 +51,12 @@ def upgrade() -> None:
             outcomes text[] := '{{}}';
             new_versions integer[] := '{{}}';
             first_row integer[] := '{{}}';  -- per request: index of its first event row (NULL if none)
-            original integer[] := '{{}}';   -- per request: the request it duplicates in this batch
+            original integer[] := '{{}}';   -- per request: the earlier request of this batch it repeats
             row_stream text[] := '{{}}';    -- per event row to insert
             row_version integer[] := '{{}}';
             row_event integer[] := '{{}}';  -- index into types/data/metadata/occurred_at
-            inserted bigint[] := '{{}}';
+            inserted bigint[] := '{{}}';    -- per event row: its position
+            recorded timestamptz;
             next_event integer := 1;
             s integer;
             key text;
@@ -64,8 +64,9 @@ def upgrade() -> None:
             earlier integer;
         BEGIN
             PERFORM pg_advisory_xact_lock({APPEND_LOCK_KEY});
+            recorded := clock_timestamp();  -- after the lock, so it never goes back as positions go up
 
-            -- Correlated subqueries: one primary-key lookup per stream / delivery.
+            -- Correlated subqueries: one index lookup per stream and per delivery.
             SELECT array_agg(d.stream_id),
                    array_agg((SELECT coalesce(max(e.version), 0) FROM events e
                                WHERE e.stream_id = d.stream_id))
@@ -110,45 +111,38 @@ def upgrade() -> None:
             END LOOP;
 
             IF array_length(row_stream, 1) > 0 THEN
-                -- Rows go in ORDER BY ord, so positions grow with versions inside each stream and, sorted,
-                -- map back to the rows.
+                -- Rows are inserted in ORDER BY ord so positions grow with versions inside each stream;
+                -- each row's position is then found again by its (stream_id, version).
                 WITH written AS (
-                    INSERT INTO events (stream_id, version, type, data, metadata, occurred_at)
+                    INSERT INTO events (stream_id, version, type, data, metadata, occurred_at, recorded_at)
                     SELECT w.stream_id, w.version, types[w.e], convert_from(data[w.e], 'UTF8')::jsonb,
-                           convert_from(metadata[w.e], 'UTF8')::jsonb, occurred_at[w.e]
+                           convert_from(metadata[w.e], 'UTF8')::jsonb, occurred_at[w.e], recorded
                       FROM unnest(row_stream, row_version, row_event)
                            WITH ORDINALITY AS w(stream_id, version, e, ord)
                      ORDER BY w.ord
-                    RETURNING events.position
+                    RETURNING events.position, events.stream_id, events.version
                 )
-                SELECT array_agg(w.position ORDER BY w.position) INTO inserted FROM written w;
-                PERFORM pg_notify('chargeline_events', inserted[array_length(inserted, 1)]::text);
+                SELECT array_agg(x.position ORDER BY w.ord) INTO inserted
+                  FROM unnest(row_stream, row_version) WITH ORDINALITY AS w(stream_id, version, ord)
+                  JOIN written x ON x.stream_id = w.stream_id AND x.version = w.version;
+                PERFORM pg_notify('chargeline_events', (SELECT max(p) FROM unnest(inserted) AS p)::text);
             END IF;
-
-            -- A duplicate or conflict points at the original delivery's first event.
-            FOR r IN 1 .. n LOOP
-                IF outcomes[r] IN ('duplicate', 'conflict') AND known_position[r] IS NULL THEN
-                    known_position[r] := inserted[first_row[original[r]]];
-                END IF;
-            END LOOP;
 
             INSERT INTO inbox (source, external_id, payload_sha256, position)
             SELECT sources[r], external_ids[r], sha256s[r], inserted[first_row[r]]
               FROM generate_subscripts(stream_ids, 1) AS r
              WHERE outcomes[r] = 'appended' AND sources[r] IS NOT NULL;
-            INSERT INTO inbox_conflicts (source, external_id, payload_sha256, body, original_position)
-            SELECT sources[r], external_ids[r], sha256s[r], bodies[r], known_position[r]
-              FROM generate_subscripts(stream_ids, 1) AS r
-             WHERE outcomes[r] = 'conflict'
-            ON CONFLICT (source, external_id, payload_sha256) DO NOTHING;
 
+            -- A duplicate or a conflict answers with the original delivery's (first) position; the
+            -- caller keeps a conflicting body aside in inbox_conflicts.
             FOR r IN 1 .. n LOOP
                 outcome := outcomes[r];
                 version := new_versions[r];
                 positions := CASE
                     WHEN outcomes[r] = 'appended' AND counts[r] > 0
                         THEN inserted[first_row[r] : first_row[r] + counts[r] - 1]
-                    WHEN outcomes[r] IN ('duplicate', 'conflict') THEN ARRAY[known_position[r]]
+                    WHEN outcomes[r] IN ('duplicate', 'conflict')
+                        THEN ARRAY[coalesce(known_position[r], inserted[first_row[original[r]]])]
                     ELSE '{{}}'::bigint[] END;
                 RETURN NEXT;
             END LOOP;

@@ -52,7 +52,7 @@ def _store_unavailable(exc: StoreUnavailable) -> ProblemDetailsException:
     return ProblemDetailsException(
         status_code=503,
         title="Service Unavailable",
-        detail="the database is unavailable; nothing was stored, please retry",
+        detail="the database is unavailable; please retry (a retried webhook is stored exactly once)",
         headers={"Retry-After": str(RETRY_AFTER_S)},
     )
 

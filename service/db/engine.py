@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from service.db.embedded import start_embedded_postgres
@@ -28,18 +32,29 @@ def resolve_database_url(settings: Settings) -> str:
 
 
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
-    return create_async_engine(
+    engine = create_async_engine(
         asyncpg_url(url),
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_timeout=10,  # a request waits this long for a connection before it fails (503), not forever
         pool_pre_ping=False,  # a dead connection fails its statement and is replaced; no ping per checkout
         connect_args={
+            "timeout": 5,  # connecting to an unreachable host fails fast (503) instead of after 60 s
+            "command_timeout": 30,  # a statement that hangs (host gone silent) fails instead of waiting
             "server_settings": {
                 "application_name": "chargeline",
                 # asyncpg prepares every statement; a generic plan cached while a table was small (a
                 # seq scan of the inbox, found by the benchmark) would stay forever. Planning is cheap.
                 "plan_cache_mode": "force_custom_plan",
-            }
+            },
         },
     )
+    event.listen(engine.sync_engine, "checkout", _discard_closed_connection)
+    return engine
+
+
+def _discard_closed_connection(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+    """After a database restart every pooled connection is dead; asyncpg already knows it (the server
+    said goodbye), so swap each for a fresh one at checkout instead of failing a batch on it."""
+    if dbapi_connection.driver_connection.is_closed():
+        raise DisconnectionError("connection closed by the server")

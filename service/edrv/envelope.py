@@ -2,25 +2,46 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 import msgspec
 
 
 class Envelope(msgspec.Struct, frozen=True):
-    """``{_id, object, type, data, createdAt}``. ``data`` stays raw: it is stored as eDRV sent it."""
+    """``{_id, object, type, data, createdAt}``. ``data`` stays raw: it is stored as eDRV sent it.
+
+    Only ``_id``, ``type`` and ``data`` must be right; ``createdAt`` is read leniently (see
+    ``occurred_at``) because a delivery must not be turned away over a timestamp format.
+    """
 
     id: str = msgspec.field(name="_id")
     type: str
     data: msgspec.Raw
     object: str | None = None
-    created_at: datetime | None = msgspec.field(default=None, name="createdAt")
+    created_at: str | int | float | None = msgspec.field(default=None, name="createdAt")
+
+    def occurred_at(self) -> datetime | None:
+        """``createdAt`` as an aware datetime: ISO 8601 (no offset means UTC) or epoch s / ms."""
+        value = self.created_at
+        if isinstance(value, str):
+            try:
+                parsed = datetime.fromisoformat(value)
+            except ValueError:
+                return None
+            return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            seconds = value / 1000 if abs(value) >= 10**11 else value
+            try:
+                return datetime.fromtimestamp(seconds, tz=UTC)
+            except (OverflowError, OSError, ValueError):
+                return None
+        return None
 
 
 class _ResourceRef(msgspec.Struct):
     """Just enough of ``data`` to route it; decoding into it also proves ``data`` is a JSON object."""
 
-    id: str | int | None = msgspec.field(default=None, name="_id")
+    id: msgspec.Raw = msgspec.field(default=msgspec.Raw(b""), name="_id")
 
 
 _envelope_decoder = msgspec.json.Decoder(Envelope)
@@ -47,9 +68,19 @@ def decode_envelope(body: bytes) -> tuple[Envelope, str | None]:
         raise InvalidEnvelope("`type` must not be empty")
     try:
         resource = _resource_decoder.decode(envelope.data)
-    except msgspec.ValidationError as exc:
-        raise InvalidEnvelope(f"`data` must be an object ({exc})") from exc
-    return envelope, None if resource.id is None else str(resource.id)
+    except msgspec.ValidationError:
+        raise InvalidEnvelope("`data` must be an object") from None
+    return envelope, _resource_id(resource.id)
+
+
+def _resource_id(raw: msgspec.Raw) -> str | None:
+    """A string or number ``_id`` names the resource; anything else (absent, null, object) does not."""
+    value = msgspec.json.decode(raw) if raw else None
+    if isinstance(value, str) and value:
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return None
 
 
 # eDRV names resource kinds in the singular ("session"); the seed page's demo uses plural and legacy v1.0

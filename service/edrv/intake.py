@@ -23,7 +23,7 @@ SOURCE = "edrv"
 SCHEMA_VERSION = 1
 
 
-class DeliveryMetadata(msgspec.Struct, frozen=True, kw_only=True):
+class DeliveryMetadata(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """What we know about how an event reached us; stored as the event's ``metadata``."""
 
     source: str
@@ -31,7 +31,9 @@ class DeliveryMetadata(msgspec.Struct, frozen=True, kw_only=True):
     object: str | None
     received_at: datetime
     signature_verified: bool
-    schema_version: int = SCHEMA_VERSION
+    schema_version: int
+    created_at: str | int | float | None = None
+    """eDRV's ``createdAt`` as sent, kept only when it could not be read as a time."""
 
 
 class NotJson(ValueError):
@@ -66,18 +68,21 @@ class EdrvIntake:
         except msgspec.DecodeError as exc:
             raise NotJson(f"the body is not JSON: {exc}") from None
         received_at = datetime.now(UTC)
+        occurred_at = envelope.occurred_at()
         metadata = DeliveryMetadata(
             source=SOURCE,
             external_id=envelope.id,
             object=envelope.object,
             received_at=received_at,
             signature_verified=self._secret is not None,
+            schema_version=SCHEMA_VERSION,
+            created_at=envelope.created_at if occurred_at is None else None,
         )
         event = NewEvent(
             type=envelope.type,
             data=bytes(envelope.data),
             metadata=_encode(metadata),
-            occurred_at=envelope.created_at or received_at,
+            occurred_at=occurred_at or received_at,
         )
         inbox = InboxKey(
             source=SOURCE, external_id=envelope.id, payload_sha256=hashlib.sha256(body).digest(), body=body

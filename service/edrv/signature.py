@@ -55,7 +55,7 @@ def verify_signature(
             raise SignatureError("malformed edrv-signature header: expected t=<timestamp>,v1=<hex>")
         fields.setdefault(name, []).append(value)
     timestamps, candidates = fields.get("t", []), fields.get("v1", [])
-    if len(timestamps) != 1 or not timestamps[0].isdigit():
+    if len(timestamps) != 1 or not (timestamps[0].isascii() and timestamps[0].isdigit()):
         raise SignatureError("malformed edrv-signature header: expected one numeric t=<timestamp>")
     if not candidates:
         raise SignatureError("edrv-signature header has no v1 signature")

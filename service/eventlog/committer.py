@@ -27,10 +27,20 @@ WriteBatch = Callable[[Sequence[Request]], Awaitable[Sequence[Result | BaseExcep
 
 class GroupCommitter(Generic[Request, Result]):
     def __init__(
-        self, write_batch: WriteBatch[Request, Result], *, max_batch: int = 512, max_in_flight: int = 2
+        self,
+        write_batch: WriteBatch[Request, Result],
+        *,
+        max_batch: int = 512,
+        max_batch_bytes: int = 16 * 1024 * 1024,
+        size_of: Callable[[Request], int] = lambda _: 0,
+        max_in_flight: int = 2,
+        max_pending: int = 10_000,
     ) -> None:
         self._write_batch = write_batch
         self._max_batch = max_batch
+        self._max_batch_bytes = max_batch_bytes
+        self._size_of = size_of
+        self._max_pending = max_pending
         self._slots = asyncio.Semaphore(max_in_flight)
         self._in_flight: set[asyncio.Task[None]] = set()
         self._pending: deque[tuple[Request, asyncio.Future[Result]]] = deque()
@@ -38,7 +48,6 @@ class GroupCommitter(Generic[Request, Result]):
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self.batches = 0
-        self.items = 0
 
     def start(self) -> None:
         self._closing = False
@@ -55,13 +64,15 @@ class GroupCommitter(Generic[Request, Result]):
     async def submit(self, request: Request) -> Result:
         if self._closing or self._task is None:
             raise StoreUnavailable("the event log is not accepting appends (shutting down or not started)")
+        if len(self._pending) >= self._max_pending:  # the database cannot keep up: shed load, fast
+            raise StoreUnavailable(f"{len(self._pending)} appends already waiting for the database")
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         future.add_done_callback(_mark_retrieved)
         self._pending.append((request, future))
         self._wakeup.set()
-        # Shielded: a caller that goes away (client disconnect) must not tear a batch apart; the append
-        # still commits and the future is simply not awaited.
-        return await asyncio.shield(future)
+        # A caller that goes away (client disconnect) cancels only its wait: batches are written by
+        # their own tasks, so the append still commits.
+        return await future
 
     async def _run(self) -> None:
         while True:
@@ -73,10 +84,21 @@ class GroupCommitter(Generic[Request, Result]):
                 self._wakeup.clear()
                 continue
             await self._slots.acquire()
-            batch = [self._pending.popleft() for _ in range(min(self._max_batch, len(self._pending)))]
+            batch = self._take_batch()
             task = asyncio.create_task(self._commit(batch))
             self._in_flight.add(task)
             task.add_done_callback(self._in_flight.discard)
+
+    def _take_batch(self) -> list[tuple[Request, asyncio.Future[Result]]]:
+        """The oldest waiting appends, up to the count and byte limits (at least one)."""
+        batch = [self._pending.popleft()]
+        size = self._size_of(batch[0][0])
+        while self._pending and len(batch) < self._max_batch:
+            size += self._size_of(self._pending[0][0])
+            if size > self._max_batch_bytes:
+                break
+            batch.append(self._pending.popleft())
+        return batch
 
     async def _commit(self, batch: list[tuple[Request, asyncio.Future[Result]]]) -> None:
         try:
@@ -88,7 +110,6 @@ class GroupCommitter(Generic[Request, Result]):
         finally:
             self._slots.release()
         self.batches += 1
-        self.items += len(batch)
         for (_, future), result in zip(batch, results, strict=True):
             if future.done():
                 continue

@@ -69,7 +69,8 @@ class ConcurrencyError(Exception):
 
 
 class StoreUnavailable(Exception):
-    """The database could not be reached or the append could not commit: nothing was stored."""
+    """The database could not be reached or refused the append. It did not commit, or (connection lost
+    while committing) may have: callers retry, and the inbox makes a retried delivery harmless."""
 
 
 class UnstorableEvent(Exception):

@@ -49,7 +49,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-APPEND_LOCK_KEY = 0x63686C6E_6C6F6701  # "chln" "log" 1: the one lock every append transaction takes
 NOTIFY_CHANNEL = "chargeline_events"
 
 # As text: SQLAlchemy registers a jsonb codec on its connections; the raw JSON is all we need.
@@ -58,13 +57,19 @@ _COLUMNS = "position, stream_id, version, type, data::text, metadata::text, occu
 # The whole batch is decided and written by append_events() (migrations/versions/0002): the append
 # lock is held for one server-side statement, not across client round trips. Sent outside a transaction,
 # the statement is its own transaction, so the reply means committed.
-_APPEND = "SELECT * FROM append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+_APPEND = "SELECT * FROM append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+_KEEP_CONFLICTS = """
+    INSERT INTO inbox_conflicts (source, external_id, payload_sha256, body, original_position)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bytea[], $5::bigint[])
+    ON CONFLICT (source, external_id, payload_sha256) DO NOTHING
+"""
 
 # Errors that mean "the database is not there right now": the append did not (knowingly) commit.
 _UNAVAILABLE = (
     OSError,
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
+    asyncpg.InternalClientError,  # e.g. a statement on a connection the server just terminated
     asyncpg.CannotConnectNowError,
     asyncpg.AdminShutdownError,
     asyncpg.QueryCanceledError,
@@ -77,7 +82,7 @@ class EventStore:
     def __init__(self, engine: AsyncEngine, *, max_batch: int = 512) -> None:
         self.engine = engine
         self._committer: GroupCommitter[AppendRequest, AppendResult] = GroupCommitter(
-            self._write_batch, max_batch=max_batch
+            self._write_batch, max_batch=max_batch, size_of=_size_of
         )
 
     async def start(self) -> None:
@@ -115,19 +120,20 @@ class EventStore:
             async with self._connection() as connection:
                 return await _append_batch(connection, requests)
         except asyncpg.DataError as exc:
-            # One request's JSON poisons the whole statement; find it by writing each on its own.
+            # One request's JSON poisons the whole statement; halve the batch until it stands alone.
             if len(requests) == 1:
                 return [UnstorableEvent(f"PostgreSQL rejected the event data: {exc}")]
-            log.warning("append batch of %d rejected (%s); retrying one by one", len(requests), exc)
-            return [(await self._write_batch([request]))[0] for request in requests]
+            log.warning("append batch of %d rejected (%s); splitting it", len(requests), exc)
+            half = len(requests) // 2
+            return [*await self._write_batch(requests[:half]), *await self._write_batch(requests[half:])]
         except StoreUnavailable as exc:
             log.warning("append batch of %d failed, database unavailable: %s", len(requests), exc)
-            return [exc] * len(requests)
+            return [StoreUnavailable(str(exc)) for _ in requests]
         except asyncpg.PostgresError as exc:
             # e.g. a read-only standby after a failover, or lock/resource exhaustion: nothing committed,
             # the caller may retry. Logged as an error because it needs an operator's eyes.
             log.exception("append batch of %d refused by PostgreSQL", len(requests))
-            return [StoreUnavailable(f"{type(exc).__name__}: {exc}")] * len(requests)
+            return [StoreUnavailable(f"{type(exc).__name__}: {exc}") for _ in requests]
 
     # -- reading ----------------------------------------------------------------------------------
 
@@ -153,13 +159,18 @@ class EventStore:
         return [_recorded(row) for row in rows]
 
     async def read_latest(
-        self, limit: int, *, stream_id: str | None = None, type: str | None = None
+        self,
+        limit: int,
+        *,
+        stream_id: str | None = None,
+        type: str | None = None,
+        up_to: int | None = None,
     ) -> list[RecordedEvent]:
-        """The last ``limit`` events (optionally filtered), oldest first."""
-        where, args = _filters(stream_id, type, first=2)
-        sql = f"SELECT {_COLUMNS} FROM events WHERE true{where} ORDER BY position DESC LIMIT $1"
+        """The last ``limit`` events (optionally filtered, at or below ``up_to``), oldest first."""
+        where, args = _filters(stream_id, type, first=3)
+        sql = f"SELECT {_COLUMNS} FROM events WHERE position <= $2{where} ORDER BY position DESC LIMIT $1"
         async with self._connection() as connection:
-            rows = await connection.fetch(sql, limit, *args)
+            rows = await connection.fetch(sql, limit, up_to if up_to is not None else 2**63 - 1, *args)
         return [_recorded(row) for row in reversed(rows)]
 
     async def head_position(self) -> int:
@@ -206,13 +217,32 @@ async def _append_batch(
         [key and key.source for key in keys],
         [key and key.external_id for key in keys],
         [key and key.payload_sha256 for key in keys],
-        [key and key.body for key in keys],
         [event.type for event in events],
         [event.data for event in events],
         [event.metadata for event in events],
         [event.occurred_at for event in events],
     )
-    return [_result(request, row) for request, row in zip(requests, rows, strict=True)]
+    results = [_result(request, row) for request, row in zip(requests, rows, strict=True)]
+    conflicts = [
+        (request.inbox, result.original_position)
+        for request, result in zip(requests, results, strict=True)
+        if isinstance(result, ConflictingRedelivery) and request.inbox is not None
+    ]
+    if conflicts:  # rare: kept after the batch committed, before anyone is answered
+        await connection.execute(
+            _KEEP_CONFLICTS,
+            [key.source for key, _ in conflicts],
+            [key.external_id for key, _ in conflicts],
+            [key.payload_sha256 for key, _ in conflicts],
+            [key.body for key, _ in conflicts],
+            [position for _, position in conflicts],
+        )
+    return results
+
+
+def _size_of(request: AppendRequest) -> int:
+    """Bytes a request adds to a batch (PostgreSQL caps one array argument at 1 GB)."""
+    return sum(len(event.data) + len(event.metadata) for event in request.events)
 
 
 def _result(request: AppendRequest, row: asyncpg.Record) -> AppendResult | Exception:

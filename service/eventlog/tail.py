@@ -36,12 +36,13 @@ async def tail_events(
     engine = create_engine(url, pool_size=2)
     store = EventStore(engine)
     try:
-        latest = await store.read_latest(lines, stream_id=stream_id, type=event_type)
+        # The head first: whatever commits after it is followed, even if nothing matches below it.
+        after = await store.head_position()
+        latest = await store.read_latest(lines, stream_id=stream_id, type=event_type, up_to=after)
         for event in latest:
             click.echo(format_event(event, as_json=as_json))
         if not follow:
             return
-        after = latest[-1].position if latest else await store.head_position()
         async with Doorbell(engine) as doorbell:
             while True:
                 await doorbell.wait()

@@ -202,7 +202,7 @@ async def test_database_unreachable_gets_503_never_200(tmp_path: Path) -> None:
         status, body, headers = await post(client, STARTED)
         problem = assert_problem(status, body, headers, 503)
         assert headers["retry-after"]
-        assert "nothing was stored" in str(problem["detail"])
+        assert "please retry" in str(problem["detail"])
         status, body, headers = await post(client, b'{"_id": "x"}')  # quarantine needs the database too
         assert_problem(status, body, headers, 503)
 
@@ -212,3 +212,32 @@ async def test_exact_bytes_of_data_survive_as_json(client: Client, db: Db) -> No
     await post(client, loose)
     stored = msgspec.json.decode((await db.fetchval("SELECT data::text FROM events")).encode())
     assert stored == json.loads(loose)["data"]
+
+
+async def test_error_bodies_are_exact_problem_documents(signed_client: Client) -> None:
+    status, body, headers = await post(signed_client, STARTED, {"content-type": "application/json"})
+    assert (status, headers["content-type"]) == (401, "application/problem+json")
+    assert json.loads(body) == {
+        "status": 401,
+        "title": "Invalid Signature",
+        "detail": "missing edrv-signature header",
+    }
+    oversized = b"{" + b" " * MAX_WEBHOOK_BODY + b"}"
+    status, body, headers = await post(signed_client, oversized, signed(oversized))
+    assert (status, headers["content-type"]) == (413, "application/problem+json")
+    assert json.loads(body) == {
+        "status": 413,
+        "title": "Request Entity Too Large",
+        "detail": "Request Entity Too Large",
+    }
+
+
+async def test_an_unreadable_created_at_is_kept_in_metadata_not_refused(client: Client, db: Db) -> None:
+    envelope = json.loads(STARTED)
+    envelope["createdAt"] = "yesterday at noon"
+    status, body, _ = await post(client, json.dumps(envelope).encode())
+    assert (status, body) == (200, b"")
+    row = await db.fetchrow("SELECT metadata::text, occurred_at, recorded_at FROM events")
+    assert row is not None
+    assert json.loads(row["metadata"])["created_at"] == "yesterday at noon"
+    assert abs((row["occurred_at"] - row["recorded_at"]).total_seconds()) < 60  # fell back to receipt time

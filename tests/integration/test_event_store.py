@@ -129,6 +129,6 @@ async def test_json_postgres_cannot_store_fails_alone_and_spares_the_batch(store
 async def test_appends_in_one_batch_share_one_transaction(store: EventStore) -> None:
     batches_before = store.committer.batches
     await asyncio.gather(*(store.append(f"s{i}", [event()]) for i in range(50)))
-    assert store.committer.batches - batches_before < 50
+    assert store.committer.batches - batches_before <= 2  # all were queued before the writer woke
     recorded = {e.recorded_at for e in await store.read_all()}
-    assert len(recorded) < 50  # recorded_at is the transaction's time
+    assert len(recorded) <= 2  # recorded_at is taken once per batch, under the append lock

@@ -30,8 +30,9 @@ def test_every_fixture_decodes_with_its_data_kept_byte_for_byte(name: str, body:
     assert envelope.object == parsed.get("object")
     assert json.loads(bytes(envelope.data)) == parsed["data"]
     assert resource_id == parsed["data"].get("_id")
-    assert envelope.created_at is not None
-    assert envelope.created_at.tzinfo is not None
+    occurred_at = envelope.occurred_at()
+    assert occurred_at is not None
+    assert occurred_at.isoformat(timespec="milliseconds").replace("+00:00", "Z") == parsed["createdAt"]
 
 
 @pytest.mark.parametrize(
@@ -84,16 +85,35 @@ def test_resource_without_an_id_gets_a_stream_named_after_the_delivery() -> None
     assert stream_id_for(envelope, resource_id) == "payment-65b0000000000000000000ff"
 
 
-def test_created_at_is_parsed_and_optional() -> None:
-    envelope, _ = decode_envelope(envelope_of())
-    assert envelope.created_at == datetime(2024, 5, 2, 9, 14, 7, 120000, tzinfo=UTC)
-    envelope, _ = decode_envelope(envelope_of(createdAt=...))
-    assert envelope.created_at is None
+@pytest.mark.parametrize(
+    ("created_at", "occurred_at"),
+    [
+        ("2024-05-02T09:14:07.120Z", datetime(2024, 5, 2, 9, 14, 7, 120000, tzinfo=UTC)),
+        ("2024-05-02T11:14:07+02:00", datetime(2024, 5, 2, 9, 14, 7, tzinfo=UTC)),
+        ("2024-05-02T09:14:07", datetime(2024, 5, 2, 9, 14, 7, tzinfo=UTC)),  # no offset: UTC, not local
+        (1714641247, datetime(2024, 5, 2, 9, 14, 7, tzinfo=UTC)),
+        (1714641247120, datetime(2024, 5, 2, 9, 14, 7, 120000, tzinfo=UTC)),
+        ("yesterday", None),
+        (..., None),
+    ],
+)
+def test_created_at_is_read_leniently_as_an_aware_time(
+    created_at: object, occurred_at: datetime | None
+) -> None:
+    envelope, _ = decode_envelope(envelope_of(createdAt=created_at))
+    assert envelope.occurred_at() == occurred_at
+
+
+@pytest.mark.parametrize("resource_id", [{"$oid": "abc"}, None, True, ""])
+def test_a_resource_id_that_is_not_a_string_or_number_routes_by_delivery(resource_id: object) -> None:
+    envelope, found = decode_envelope(envelope_of(object="session", data={"_id": resource_id}))
+    assert found is None
+    assert stream_id_for(envelope, found) == "session-65b0000000000000000000ff"
 
 
 def test_numeric_resource_id_is_kept_as_text() -> None:
-    _, resource_id = decode_envelope(envelope_of(data={"_id": 42}))
-    assert resource_id == "42"
+    assert decode_envelope(envelope_of(data={"_id": 42}))[1] == "42"
+    assert decode_envelope(envelope_of(data={"_id": 4.5}))[1] == "4.5"
 
 
 @pytest.mark.parametrize(
@@ -108,7 +128,7 @@ def test_numeric_resource_id_is_kept_as_text() -> None:
         ({"data": "a string"}, "data"),
         ({"data": [1, 2]}, "data"),
         ({"data": None}, "data"),
-        ({"createdAt": "yesterday"}, "createdAt"),
+        ({"createdAt": {"when": "now"}}, "createdAt"),
     ],
 )
 def test_json_that_is_not_an_envelope_is_refused_with_the_reason(
@@ -126,10 +146,21 @@ def test_json_of_the_wrong_kind_is_an_invalid_envelope(body: bytes) -> None:
 
 @pytest.mark.parametrize("body", [b"", b"not json", b'{"_id": "x"', b"\xff\xfe", b'{"_id": "x",}'])
 def test_bytes_that_are_not_json_raise_a_decode_error(body: bytes) -> None:
-    with pytest.raises(msgspec.DecodeError) as caught:
+    with pytest.raises(msgspec.DecodeError):
         decode_envelope(body)
-    assert not isinstance(caught.value, InvalidEnvelope)
 
 
 def test_fixture_directory_is_complete() -> None:
     assert len(list(Path(FIXTURES).glob("*.json"))) == 15
+
+
+SHARED = Path(__file__).parents[3] / "shared" / "fixtures" / "edrv"
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="no ../shared checkout beside this repository")
+def test_the_vendored_fixtures_are_the_shared_ones_unchanged() -> None:
+    # The suite carries its own copy so a clean clone runs anywhere; it must not drift from the source.
+    names = sorted(path.name for path in SHARED.iterdir())
+    assert sorted(path.name for path in FIXTURES.iterdir()) == names
+    for name in names:
+        assert (FIXTURES / name).read_bytes() == (SHARED / name).read_bytes(), name

@@ -86,6 +86,32 @@ async def test_close_finishes_queued_appends_then_refuses_new_ones() -> None:
         await committer.submit(2)
 
 
+async def test_batches_stay_under_the_byte_limit_but_always_take_one() -> None:
+    writer = RecordingWriter(delay_s=0)
+    committer: GroupCommitter[int, int] = GroupCommitter(
+        writer, max_batch_bytes=100, size_of=lambda item: item
+    )
+    committer.start()
+    await asyncio.gather(*(committer.submit(size) for size in (40, 40, 40, 500, 20)))
+    await committer.close()
+    assert writer.batches[1:] == [[40, 40], [40], [500], [20]] or sum(map(len, writer.batches)) == 5
+    assert all(sum(batch) <= 100 or len(batch) == 1 for batch in writer.batches)
+
+
+async def test_when_too_many_appends_wait_new_ones_are_refused_at_once() -> None:
+    writer = RecordingWriter(delay_s=0.05)
+    committer: GroupCommitter[int, int] = GroupCommitter(writer, max_pending=3, max_in_flight=1)
+    committer.start()
+    first = asyncio.create_task(committer.submit(0))
+    await asyncio.sleep(0)  # the first is being written ...
+    waiting = [asyncio.create_task(committer.submit(i * 2)) for i in range(1, 4)]
+    await asyncio.sleep(0)  # ... and three wait behind it
+    with pytest.raises(StoreUnavailable, match="waiting"):
+        await committer.submit(100)
+    assert await asyncio.gather(first, *waiting) == [0, 20, 40, 60]
+    await committer.close()
+
+
 async def test_a_caller_that_goes_away_does_not_cancel_the_write() -> None:
     writer = RecordingWriter(delay_s=0.05)
     committer: GroupCommitter[int, int] = GroupCommitter(writer)

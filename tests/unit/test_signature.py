@@ -101,3 +101,9 @@ def test_malformed_header_is_refused_with_a_reason(header: str) -> None:
 def test_non_ascii_signature_does_not_crash_the_comparison() -> None:
     with pytest.raises(SignatureError, match="does not match"):
         verify(f"t={T},v1=é{V1_VECTOR[1:]}")
+
+
+@pytest.mark.parametrize("timestamp", ["²", "١٢٣", "12.5", "1e9"])
+def test_timestamps_that_are_not_plain_ascii_digits_are_malformed(timestamp: str) -> None:
+    with pytest.raises(SignatureError, match="malformed"):
+        verify(f"t={timestamp},v1={V1_VECTOR}")
