@@ -37,9 +37,10 @@ def upgrade() -> None:
             occurred_at   timestamptz[]
         ) RETURNS TABLE (outcome text, version integer, positions bigint[])
         LANGUAGE plpgsql
-        -- PL/pgSQL caches plans per session; one made while the inbox was tiny would scan it whole
-        -- forever after. Whoever calls, plan each statement for the tables as they are now.
-        SET plan_cache_mode = force_custom_plan
+        -- PL/pgSQL caches a plan per statement and session; one made while the inbox was tiny could
+        -- scan it whole forever after. Every lookup here is an index lookup and nothing needs a table
+        -- scan, so rule scans out: cached plans stay right, and nothing is re-planned under the lock.
+        SET enable_seqscan = off
         AS $$
         DECLARE
             n integer := coalesce(array_length(stream_ids, 1), 0);

