@@ -7,10 +7,12 @@ import time
 from pathlib import Path
 
 import msgspec
+from litestar.testing import AsyncTestClient
 
 from service.api.webhooks import MAX_WEBHOOK_BODY
+from service.app import create_app
 from service.edrv.signature import sign, signature_header
-from tests.api.conftest import SECRET, Client
+from tests.api.conftest import SECRET, Client, settings_for_tests
 from tests.conftest import FIXTURES, Db
 
 STARTED = (FIXTURES / "session.started.json").read_bytes()
@@ -192,11 +194,6 @@ async def test_unsigned_wrong_stale_or_malformed_signatures_get_401_and_store_no
 
 
 async def test_database_unreachable_gets_503_never_200(tmp_path: Path) -> None:
-    from litestar.testing import AsyncTestClient
-
-    from service.app import create_app
-    from tests.api.conftest import settings_for_tests
-
     app = create_app(settings_for_tests(tmp_path), database_url="postgresql://nobody@127.0.0.1:1/none")
     async with AsyncTestClient(app=app) as client:
         status, body, headers = await post(client, STARTED)
@@ -214,7 +211,7 @@ async def test_exact_bytes_of_data_survive_as_json(client: Client, db: Db) -> No
     assert stored == json.loads(loose)["data"]
 
 
-async def test_error_bodies_are_exact_problem_documents(signed_client: Client) -> None:
+async def test_error_bodies_are_exact_problem_documents(signed_client: Client, tmp_path: Path) -> None:
     status, body, headers = await post(signed_client, STARTED, {"content-type": "application/json"})
     assert (status, headers["content-type"]) == (401, "application/problem+json")
     assert json.loads(body) == {
@@ -229,6 +226,22 @@ async def test_error_bodies_are_exact_problem_documents(signed_client: Client) -
         "status": 413,
         "title": "Request Entity Too Large",
         "detail": "Request Entity Too Large",
+    }
+    status, body, headers = await post(signed_client, b"{oops", signed(b"{oops"))
+    assert (status, headers["content-type"]) == (400, "application/problem+json")
+    assert json.loads(body) == {
+        "status": 400,
+        "title": "Malformed JSON",
+        "detail": "the body is not JSON: JSON is malformed: object keys must be strings (byte 1)",
+    }
+    app = create_app(settings_for_tests(tmp_path), database_url="postgresql://nobody@127.0.0.1:1/none")
+    async with AsyncTestClient(app=app) as unreachable:
+        status, body, headers = await post(unreachable, STARTED)
+    assert (status, headers["content-type"], headers["retry-after"]) == (503, "application/problem+json", "5")
+    assert json.loads(body) == {
+        "status": 503,
+        "title": "Service Unavailable",
+        "detail": "the database is unavailable; please retry (a retried webhook is stored exactly once)",
     }
 
 
