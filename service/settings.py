@@ -68,7 +68,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
 def _decode_path(type_: type, value: object) -> object:
     if type_ is Path and isinstance(value, str | Path):
         return Path(value)
-    raise NotImplementedError  # msgspec turns this into a ValidationError naming the field
+    raise TypeError(f"cannot read {value!r} as {type_.__name__}")  # msgspec names the field
 
 
 def _env_name(exc: msgspec.ValidationError) -> str:

@@ -108,7 +108,8 @@ class EventStore:
         """Append ``events`` to ``stream_id`` atomically; resolves once committed.
 
         Raises ``ConcurrencyError`` if the stream is not at ``expected``, ``StoreUnavailable`` if the
-        database cannot be reached (nothing stored), ``UnstorableEvent`` if PostgreSQL rejects the JSON.
+        database cannot be reached (not committed, or unknown if the connection broke while committing:
+        retry), ``UnstorableEvent`` if PostgreSQL rejects the JSON.
         """
         if inbox is not None and not events:
             raise ValueError("an inbox delivery must append at least one event")
