@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 import msgspec
+
+from service.edrv.timestamps import parse_timestamp
 
 
 class Envelope(msgspec.Struct, frozen=True):
@@ -22,20 +24,7 @@ class Envelope(msgspec.Struct, frozen=True):
 
     def occurred_at(self) -> datetime | None:
         """``createdAt`` as an aware datetime: ISO 8601 (no offset means UTC) or epoch s / ms."""
-        value = self.created_at
-        if isinstance(value, str):
-            try:
-                parsed = datetime.fromisoformat(value)
-            except ValueError:
-                return None
-            return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            seconds = value / 1000 if abs(value) >= 10**11 else value
-            try:
-                return datetime.fromtimestamp(seconds, tz=UTC)
-            except (OverflowError, OSError, ValueError):
-                return None
-        return None
+        return parse_timestamp(self.created_at)
 
 
 class _ResourceRef(msgspec.Struct):
