@@ -23,10 +23,16 @@ from service.api import admin_events, health, webhooks
 from service.api.problems import problem_details_plugin
 from service.db.engine import create_engine, resolve_database_url
 from service.edrv.intake import EdrvIntake
+from service.eventlog.doorbell import Doorbell
 from service.eventlog.store import EventStore
+from service.projections.location_table import LocationsProjection
+from service.projections.runner import Projection, ProjectionRunner
 from service.settings import Settings
 
 log = logging.getLogger("service")
+
+# Every read model kept up to date while the service runs (one active runner each across processes).
+PROJECTIONS: tuple[Projection, ...] = (LocationsProjection(),)
 
 
 class ChargelinePlugin(InitPluginProtocol):
@@ -79,12 +85,19 @@ class ChargelinePlugin(InitPluginProtocol):
             store, secret=self.settings.webhook_secret, tolerance_s=self.settings.webhook_tolerance_s
         )
         app.state.update({"engine": engine, "store": store, "intake": intake})
-        _freeze_startup_heap()
-        try:
-            yield
-        finally:
-            await store.close()
-            await engine.dispose()
+        async with Doorbell(engine) as doorbell:
+            runners = [ProjectionRunner(store, projection, doorbell) for projection in PROJECTIONS]
+            tasks = [asyncio.create_task(r.run(), name=f"projection-{r.projection.name}") for r in runners]
+            app.state.update({"projection_runners": runners})
+            _freeze_startup_heap()
+            try:
+                yield
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                await store.close()
+        await engine.dispose()
 
 
 def _engine(state: State) -> AsyncEngine:

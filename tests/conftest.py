@@ -66,5 +66,8 @@ async def empty_the_log(connection: Db) -> None:
     """Tests start from an empty log. The append-only trigger is lifted only inside this transaction."""
     async with connection.transaction():
         await connection.execute("ALTER TABLE events DISABLE TRIGGER events_append_only")
-        await connection.execute("TRUNCATE events, inbox, inbox_conflicts, quarantine RESTART IDENTITY")
+        await connection.execute(
+            "TRUNCATE events, inbox, inbox_conflicts, quarantine, projection_checkpoints, projection_errors,"
+            " locations RESTART IDENTITY"
+        )
         await connection.execute("ALTER TABLE events ENABLE TRIGGER events_append_only")

@@ -118,7 +118,7 @@ class EventStore:
 
     async def _write_batch(self, requests: Sequence[AppendRequest]) -> list[AppendResult | Exception]:
         try:
-            async with self._connection() as connection:
+            async with self.connection() as connection:
                 return await _append_batch(connection, requests)
         except asyncpg.DataError as exc:
             # One request's JSON poisons the whole statement; halve the batch until it stands alone.
@@ -140,7 +140,7 @@ class EventStore:
 
     async def read_stream(self, stream_id: str, from_version: int = 1) -> list[RecordedEvent]:
         sql = f"SELECT {_COLUMNS} FROM events WHERE stream_id = $1 AND version >= $2 ORDER BY version"
-        async with self._connection() as connection:
+        async with self.connection() as connection:
             rows = await connection.fetch(sql, stream_id, from_version)
         return [_recorded(row) for row in rows]
 
@@ -153,11 +153,8 @@ class EventStore:
         type: str | None = None,
     ) -> list[RecordedEvent]:
         """Events with position > ``after_position``, in position order, optionally filtered."""
-        where, args = _filters(stream_id, type, first=3)
-        sql = f"SELECT {_COLUMNS} FROM events WHERE position > $1{where} ORDER BY position LIMIT $2"
-        async with self._connection() as connection:
-            rows = await connection.fetch(sql, after_position, limit, *args)
-        return [_recorded(row) for row in rows]
+        async with self.connection() as connection:
+            return await read_after(connection, after_position, limit, stream_id=stream_id, type=type)
 
     async def read_latest(
         self,
@@ -170,12 +167,12 @@ class EventStore:
         """The last ``limit`` events (optionally filtered, at or below ``up_to``), oldest first."""
         where, args = _filters(stream_id, type, first=3)
         sql = f"SELECT {_COLUMNS} FROM events WHERE position <= $2{where} ORDER BY position DESC LIMIT $1"
-        async with self._connection() as connection:
+        async with self.connection() as connection:
             rows = await connection.fetch(sql, limit, up_to if up_to is not None else 2**63 - 1, *args)
         return [_recorded(row) for row in reversed(rows)]
 
     async def head_position(self) -> int:
-        async with self._connection() as connection:
+        async with self.connection() as connection:
             value = await connection.fetchval("SELECT COALESCE(max(position), 0) FROM events")
         return int(value)
 
@@ -184,11 +181,11 @@ class EventStore:
         sql = (
             "INSERT INTO quarantine (source, reason, content_type, body) VALUES ($1, $2, $3, $4) RETURNING id"
         )
-        async with self._connection() as connection:
+        async with self.connection() as connection:
             return int(await connection.fetchval(sql, source, reason, content_type, body))
 
     @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[Connection]:
+    async def connection(self) -> AsyncIterator[Connection]:
         """A pooled connection's asyncpg driver. If the database goes away it is invalidated (never
         reused) and the caller sees ``StoreUnavailable``."""
         try:
@@ -258,6 +255,44 @@ def _result(request: AppendRequest, row: asyncpg.Record) -> AppendResult | Excep
         case "wrong_version":
             return ConcurrencyError(request.stream_id, request.expected, version)
     raise AssertionError(f"append_events() returned an unknown outcome {outcome!r}")
+
+
+async def read_after(
+    connection: Connection,
+    after_position: int,
+    limit: int,
+    *,
+    stream_id: str | None = None,
+    type: str | None = None,
+) -> list[RecordedEvent]:
+    """``read_all`` on a connection the caller holds (a projection reads inside its transaction)."""
+    where, args = _filters(stream_id, type, first=3)
+    sql = f"SELECT {_COLUMNS} FROM events WHERE position > $1{where} ORDER BY position LIMIT $2"
+    rows = await connection.fetch(sql, after_position, limit, *args)
+    return [_recorded(row) for row in rows]
+
+
+async def read_types_after(
+    connection: Connection, after_position: int, limit: int, types: Sequence[str]
+) -> tuple[list[RecordedEvent], int]:
+    """Events of ``types`` after a position, and the head of the log in the same snapshot.
+
+    Positions become visible in order, so every event up to that head is visible in the snapshot:
+    a reader that got fewer than ``limit`` events has seen all of ``types`` up to the head and may
+    move past the events of other types without reading them (through the (type, position) index).
+    """
+    sql = f"""
+        SELECT {_COLUMNS}, head.head_position
+        FROM (SELECT coalesce(max(position), 0) AS head_position FROM events) AS head
+        LEFT JOIN LATERAL (
+            SELECT * FROM events
+            WHERE position > $1 AND type = ANY($3::text[]) ORDER BY position LIMIT $2
+        ) AS e ON true
+        ORDER BY e.position
+    """
+    rows = await connection.fetch(sql, after_position, limit, list(types))
+    head = int(rows[0][8]) if rows else after_position
+    return [_recorded(row) for row in rows if row[0] is not None], head
 
 
 def _filters(stream_id: str | None, type: str | None, *, first: int) -> tuple[str, list[str]]:

@@ -10,6 +10,8 @@ import msgspec
 from service.eventlog.model import RecordedEvent
 from service.projections.resources import LocationPayload, decode, time_of
 
+LOCATION_EVENTS = ("location.created", "location.updated")
+
 
 class LocationView(msgspec.Struct, frozen=True, kw_only=True):
     id: str
@@ -23,7 +25,7 @@ class LocationView(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def evolve_location(location: LocationView | None, event: RecordedEvent) -> LocationView | None:
-    if event.type not in ("location.created", "location.updated"):
+    if event.type not in LOCATION_EVENTS:
         return location
     payload = decode(LocationPayload, event.data)
     updated_at = time_of(payload.updated_at, event.occurred_at)

@@ -1,0 +1,156 @@
+"""The projection runner: folds the log into a read model, batch by batch, from its checkpoint.
+
+- Each step reads the checkpoint ``FOR UPDATE``, applies the next events and moves the checkpoint, all
+  in one transaction: a crash or a lost connection leaves either the whole step or none of it, and two
+  runners can never apply the same event twice (the second waits on the row, then sees the new position).
+- One runner per projection is active across all processes: a session advisory lock held on a
+  dedicated connection is the lease. When the holder dies its connection closes, PostgreSQL releases
+  the lock, and a waiting process takes over.
+- An event the projection cannot apply (a poison event) is recorded in ``projection_errors`` in the same
+  transaction and skipped: never a stall, never silent.
+- It wakes on the log's doorbell and polls as a fallback; database errors are retried with the same
+  checkpoint after a pause, so a database restart loses nothing and repeats nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol
+
+import msgspec
+
+from service.eventlog.doorbell import Doorbell
+from service.eventlog.model import RecordedEvent
+from service.eventlog.store import EventStore, read_after, read_types_after
+
+if TYPE_CHECKING:
+    import asyncpg
+
+    Connection = asyncpg.Connection[asyncpg.Record]
+
+log = logging.getLogger(__name__)
+
+
+class Poison(msgspec.Struct, frozen=True):
+    """An event a projection could not apply, and why."""
+
+    position: int
+    event_type: str
+    error: str
+
+
+class Projection(Protocol):
+    name: str
+    """Stable snake_case; the checkpoint key."""
+    event_types: tuple[str, ...] | None
+    """The only event types it reads (found through an index); None: every event."""
+
+    async def apply(self, connection: Connection, events: Sequence[RecordedEvent]) -> list[Poison]:
+        """Write the read-model changes for ``events`` (inside the caller's transaction); return the
+        events that could not be applied, which must leave no trace in the read model."""
+        ...
+
+
+def lease_key(name: str) -> int:
+    """A stable signed 64-bit advisory-lock key per projection."""
+    return int.from_bytes(
+        hashlib.sha256(f"chargeline.projection.{name}".encode()).digest()[:8], "big", signed=True
+    )
+
+
+class ProjectionRunner:
+    def __init__(
+        self,
+        store: EventStore,
+        projection: Projection,
+        doorbell: Doorbell,
+        *,
+        batch_size: int = 1000,
+        retry_s: float = 1.0,
+        pace_s: float = 0.01,
+    ) -> None:
+        self.store = store
+        self.projection = projection
+        self.doorbell = doorbell
+        self.batch_size = batch_size
+        self.retry_s = retry_s
+        self.pace_s = pace_s
+        self.active = asyncio.Event()
+        """Set while this runner holds the lease."""
+
+    async def run(self) -> None:
+        """Forever: take the lease when free, then keep the read model caught up."""
+        while True:
+            try:
+                await self._lead()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("projection %s: %r; retrying in %.1f s", self.projection.name, exc, self.retry_s)
+            self.active.clear()
+            await asyncio.sleep(self.retry_s)
+
+    async def _lead(self) -> None:
+        # A dedicated connection, closed (never pooled) at the end: closing is what releases the lease.
+        async with self.store.engine.connect() as holder:
+            raw = await holder.get_raw_connection()
+            lease: Connection = raw.driver_connection  # type: ignore[assignment]
+            try:
+                if not await lease.fetchval(
+                    "SELECT pg_try_advisory_lock($1)", lease_key(self.projection.name)
+                ):
+                    return  # another process leads; try again after the pause
+                self.active.set()
+                log.info("projection %s: this process runs it", self.projection.name)
+                while not lease.is_closed():
+                    if await self.step() < self.batch_size:  # caught up, for now
+                        await self.doorbell.wait()
+                        # Under steady ingest the bell rings per append batch; gathering the rings of
+                        # a few ms into one step keeps the runner from competing with the appends.
+                        await asyncio.sleep(self.pace_s)
+            finally:
+                self.active.clear()
+                await holder.invalidate()
+
+    async def step(self) -> int:
+        """Apply the next batch; return how many events it consumed (0: caught up)."""
+        name = self.projection.name
+        async with self.store.connection() as connection, connection.transaction():
+            await connection.execute(
+                "INSERT INTO projection_checkpoints (name) VALUES ($1) ON CONFLICT (name) DO NOTHING", name
+            )
+            position = await connection.fetchval(
+                "SELECT position FROM projection_checkpoints WHERE name = $1 FOR UPDATE", name
+            )
+            event_types = self.projection.event_types
+            if event_types is None:
+                events = await read_after(connection, position, self.batch_size)
+                next_position = events[-1].position if events else position
+            else:
+                events, head = await read_types_after(connection, position, self.batch_size, event_types)
+                next_position = events[-1].position if len(events) == self.batch_size else head
+            if next_position == position:
+                return 0
+            poisons = await self.projection.apply(connection, events) if events else []
+            if poisons:
+                log.error("projection %s skipped %d events it cannot apply", name, len(poisons))
+                await connection.execute(
+                    """
+                    INSERT INTO projection_errors (projection, position, event_type, error)
+                    SELECT $1, * FROM unnest($2::bigint[], $3::text[], $4::text[])
+                    ON CONFLICT (projection, position) DO NOTHING
+                    """,
+                    name,
+                    [p.position for p in poisons],
+                    [p.event_type for p in poisons],
+                    [p.error for p in poisons],
+                )
+            await connection.execute(
+                "UPDATE projection_checkpoints SET position = $2, updated_at = now() WHERE name = $1",
+                name,
+                next_position,
+            )
+        return len(events) or 1  # moving past events of other types is progress too
