@@ -25,14 +25,16 @@ from service.db.engine import create_engine, resolve_database_url
 from service.edrv.intake import EdrvIntake
 from service.eventlog.doorbell import Doorbell
 from service.eventlog.store import EventStore
+from service.projections.availability_table import AvailabilityProjection
 from service.projections.location_table import LocationsProjection
 from service.projections.runner import Projection, ProjectionRunner
+from service.projections.session_table import SessionsProjection
 from service.settings import Settings
 
 log = logging.getLogger("service")
 
 # Every read model kept up to date while the service runs (one active runner each across processes).
-PROJECTIONS: tuple[Projection, ...] = (LocationsProjection(),)
+PROJECTIONS: tuple[Projection, ...] = (LocationsProjection(), AvailabilityProjection(), SessionsProjection())
 
 
 class ChargelinePlugin(InitPluginProtocol):

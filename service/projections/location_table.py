@@ -1,15 +1,14 @@
-"""The ``locations`` read model: the location fold, stored one row per location."""
+"""The ``locations`` read model: the location fold, one row per location."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import msgspec
 
 from service.eventlog.model import RecordedEvent
 from service.projections.locations import LOCATION_EVENTS, LocationView, evolve_location
-from service.projections.runner import Poison
+from service.projections.table import TableProjection
 
 if TYPE_CHECKING:
     import asyncpg
@@ -33,46 +32,29 @@ _SAVE = """
 _json = msgspec.json.Encoder()
 
 
-class LocationsProjection:
+class LocationsProjection(TableProjection[LocationView]):
     name: str = "locations"
     event_types: tuple[str, ...] | None = LOCATION_EVENTS
+    stream_prefix = "location-"
 
-    async def apply(self, connection: Connection, events: Sequence[RecordedEvent]) -> list[Poison]:
-        relevant = [event for event in events if event.type in LOCATION_EVENTS]
-        if not relevant:
-            return []
-        ids = list({_location_id(event) for event in relevant})
-        views = {row[0]: _view(row) for row in await connection.fetch(_LOAD, ids)}
-        changed: dict[str, tuple[LocationView, int]] = {}
-        poisons = []
-        for event in relevant:
-            key = _location_id(event)
-            try:
-                view = evolve_location(views.get(key), event)
-            except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-                poisons.append(Poison(event.position, event.type, str(exc)))
-                continue
-            if view is not None and view is not views.get(key):
-                views[key] = view
-                changed[key] = (view, event.position)
-        if changed:
-            rows = list(changed.values())
-            await connection.execute(
-                _SAVE,
-                [view.id for view, _ in rows],
-                [view.name for view, _ in rows],
-                [_json_text(view.address) for view, _ in rows],
-                [view.timezone for view, _ in rows],
-                [_json_text(view.opening_hours) for view, _ in rows],
-                [view.active for view, _ in rows],
-                [view.updated_at for view, _ in rows],
-                [position for _, position in rows],
-            )
-        return poisons
+    def evolve(self, view: LocationView | None, event: RecordedEvent) -> LocationView | None:
+        return evolve_location(view, event)
 
+    async def load(self, connection: Connection, keys: list[str]) -> dict[str, LocationView]:
+        return {row[0]: _view(row) for row in await connection.fetch(_LOAD, keys)}
 
-def _location_id(event: RecordedEvent) -> str:
-    return event.stream_id.removeprefix("location-")
+    async def save(self, connection: Connection, changed: list[tuple[LocationView, int]]) -> None:
+        await connection.execute(
+            _SAVE,
+            [view.id for view, _ in changed],
+            [view.name for view, _ in changed],
+            [_json_text(view.address) for view, _ in changed],
+            [view.timezone for view, _ in changed],
+            [_json_text(view.opening_hours) for view, _ in changed],
+            [view.active for view, _ in changed],
+            [view.updated_at for view, _ in changed],
+            [position for _, position in changed],
+        )
 
 
 def _json_text(value: object) -> str | None:

@@ -15,6 +15,15 @@ from service.eventlog.model import RecordedEvent
 from service.projections.resources import EnergyReport, Measured, Metrics, SessionPayload, decode, time_of
 
 SESSION_STATUSES = ("created", "started", "ended", "cancelled", "failed")
+SESSION_EVENTS = (
+    "session.created",
+    "session.started",
+    "session.updated",
+    "session.ended",
+    "session.cancelled",
+    "session.start_failure",
+    "session.stop_failure",
+)
 _BY_TYPE = {
     "session.created": "created",
     "session.started": "started",
@@ -46,7 +55,7 @@ class SessionView(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def evolve_session(session: SessionView | None, event: RecordedEvent) -> SessionView | None:
-    if not event.type.startswith("session."):
+    if event.type not in SESSION_EVENTS:
         return session
     payload = decode(SessionPayload, event.data)
     updated_at = time_of(payload.updated_at, event.occurred_at)

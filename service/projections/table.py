@@ -1,0 +1,64 @@
+"""A read model stored one row (or a few) per stream: load the views a batch touches, fold, save.
+
+Subclasses say which events they read, how a view is keyed, loaded, evolved and saved; the batch
+logic (one load, fold in memory, one bulk save, poison events caught per event) lives here once.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+import msgspec
+
+from service.eventlog.model import RecordedEvent
+from service.projections.runner import Poison
+
+if TYPE_CHECKING:
+    import asyncpg
+
+    Connection = asyncpg.Connection[asyncpg.Record]
+
+View = TypeVar("View")
+
+
+class TableProjection(ABC, Generic[View]):
+    name: str
+    event_types: tuple[str, ...] | None
+    stream_prefix: str
+    """Streams are ``<prefix><key>``; the key is the row's id."""
+
+    @abstractmethod
+    def evolve(self, view: View | None, event: RecordedEvent) -> View | None:
+        """The pure fold."""
+
+    @abstractmethod
+    async def load(self, connection: Connection, keys: list[str]) -> dict[str, View]:
+        """The current views of these keys (absent keys have none yet)."""
+
+    @abstractmethod
+    async def save(self, connection: Connection, changed: list[tuple[View, int]]) -> None:
+        """Upsert these views, each with the position of the last event it reflects."""
+
+    async def apply(self, connection: Connection, events: Sequence[RecordedEvent]) -> list[Poison]:
+        relevant = [event for event in events if self.event_types is None or event.type in self.event_types]
+        if not relevant:
+            return []
+        keys = list({event.stream_id.removeprefix(self.stream_prefix) for event in relevant})
+        views = await self.load(connection, keys)
+        changed: dict[str, tuple[View, int]] = {}
+        poisons = []
+        for event in relevant:
+            key = event.stream_id.removeprefix(self.stream_prefix)
+            try:
+                view = self.evolve(views.get(key), event)
+            except (msgspec.ValidationError, msgspec.DecodeError, ValueError) as exc:
+                poisons.append(Poison(event.position, event.type, str(exc)))
+                continue
+            if view is not None and view is not views.get(key):
+                views[key] = view
+                changed[key] = (view, event.position)
+        if changed:
+            await self.save(connection, list(changed.values()))
+        return poisons
