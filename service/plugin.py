@@ -19,7 +19,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins import InitPluginProtocol
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.api import admin_events, health, webhooks
+from service.api import admin_events, availability, health, webhooks
 from service.api.problems import problem_details_plugin
 from service.db.engine import create_engine, resolve_database_url
 from service.edrv.intake import EdrvIntake
@@ -44,7 +44,13 @@ class ChargelinePlugin(InitPluginProtocol):
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         app_config.route_handlers.extend(
-            [webhooks.receive_edrv_webhook, admin_events.list_events, health.live, health.ready]
+            [
+                webhooks.receive_edrv_webhook,
+                admin_events.list_events,
+                health.live,
+                health.ready,
+                *availability.ROUTES,
+            ]
         )
         app_config.dependencies.update(
             {
