@@ -111,6 +111,26 @@ def tail(lines: int, follow: bool, as_json: bool, event_type: str | None, stream
         )
 
 
+@main.group(help="Look after the read models folded from the log.")
+def projections() -> None:
+    pass
+
+
+@projections.command(help="Each projection's position, lag behind the log, and skipped events.")
+def status() -> None:
+    from service.projections.cli import show_status
+
+    asyncio.run(show_status(_settings()))
+
+
+@projections.command(help="Rebuild projections (all, or NAMES) by replay beside the live ones, then swap.")
+@click.argument("names", nargs=-1)
+def rebuild(names: tuple[str, ...]) -> None:
+    from service.projections.cli import rebuild_projections
+
+    asyncio.run(rebuild_projections(_settings(), names))
+
+
 @main.command(help="Write the OpenAPI document generated from the app.")
 @click.option(
     "--output", type=click.Path(path_type=Path), default=None, help="File to write (default: stdout)."

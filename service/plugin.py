@@ -19,22 +19,17 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins import InitPluginProtocol
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.api import admin_events, availability, health, webhooks
+from service.api import admin_events, admin_projections, availability, health, webhooks
 from service.api.problems import problem_details_plugin
 from service.db.engine import create_engine, resolve_database_url
 from service.edrv.intake import EdrvIntake
 from service.eventlog.doorbell import Doorbell
 from service.eventlog.store import EventStore
-from service.projections.availability_table import AvailabilityProjection
-from service.projections.location_table import LocationsProjection
-from service.projections.runner import Projection, ProjectionRunner
-from service.projections.session_table import SessionsProjection
+from service.projections.catalog import PROJECTIONS
+from service.projections.runner import ProjectionRunner
 from service.settings import Settings
 
 log = logging.getLogger("service")
-
-# Every read model kept up to date while the service runs (one active runner each across processes).
-PROJECTIONS: tuple[Projection, ...] = (LocationsProjection(), AvailabilityProjection(), SessionsProjection())
 
 
 class ChargelinePlugin(InitPluginProtocol):
@@ -50,6 +45,7 @@ class ChargelinePlugin(InitPluginProtocol):
                 health.live,
                 health.ready,
                 *availability.ROUTES,
+                *admin_projections.ROUTES,
             ]
         )
         app_config.dependencies.update(
@@ -94,7 +90,7 @@ class ChargelinePlugin(InitPluginProtocol):
         )
         app.state.update({"engine": engine, "store": store, "intake": intake})
         async with Doorbell(engine) as doorbell:
-            runners = [ProjectionRunner(store, projection, doorbell) for projection in PROJECTIONS]
+            runners = [ProjectionRunner(store, projection, doorbell) for projection in PROJECTIONS.values()]
             tasks = [asyncio.create_task(r.run(), name=f"projection-{r.projection.name}") for r in runners]
             app.state.update({"projection_runners": runners})
             _freeze_startup_heap()

@@ -50,6 +50,7 @@ class AvailabilityProjection(TableProjection[StationView]):
     name: str = "connector_availability"
     event_types: tuple[str, ...] | None = STATION_EVENTS
     stream_prefix = "chargestation-"
+    tables = ("chargestations", "connectors")
 
     def evolve(self, view: StationView | None, event: RecordedEvent) -> StationView | None:
         return evolve_station(view, event)

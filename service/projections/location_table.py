@@ -36,6 +36,7 @@ class LocationsProjection(TableProjection[LocationView]):
     name: str = "locations"
     event_types: tuple[str, ...] | None = LOCATION_EVENTS
     stream_prefix = "location-"
+    tables = ("locations",)
 
     def evolve(self, view: LocationView | None, event: RecordedEvent) -> LocationView | None:
         return evolve_location(view, event)

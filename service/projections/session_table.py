@@ -37,6 +37,7 @@ class SessionsProjection(TableProjection[SessionView]):
     name: str = "sessions"
     event_types: tuple[str, ...] | None = SESSION_EVENTS
     stream_prefix = "session-"
+    tables = ("sessions",)
 
     def evolve(self, view: SessionView | None, event: RecordedEvent) -> SessionView | None:
         return evolve_session(view, event)

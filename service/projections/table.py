@@ -28,6 +28,8 @@ class TableProjection(ABC, Generic[View]):
     event_types: tuple[str, ...] | None
     stream_prefix: str
     """Streams are ``<prefix><key>``; the key is the row's id."""
+    tables: tuple[str, ...]
+    """The read model's tables (a rebuild builds fresh ones beside them, then swaps)."""
 
     @abstractmethod
     def evolve(self, view: View | None, event: RecordedEvent) -> View | None:

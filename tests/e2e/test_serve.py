@@ -113,6 +113,13 @@ def test_serve_accepts_the_scenario_and_keeps_it_across_a_restart(server: Server
     tail = server.chargeline("events", "tail", "-n", "20").splitlines()
     assert len(tail) == 14
     assert tail[-1].split()[-1] == json.loads(lines[-1])["type"]
+    rebuilt = server.chargeline("projections", "rebuild")  # beside the running service
+    assert rebuilt.count("swapped in at") == 3
+    status = server.chargeline("projections", "status")
+    assert all(name in status for name in ("locations", "connector_availability", "sessions"))
+    with httpx.Client(base_url=server.url) as http:
+        connectors = http.get("/v1/connectors", params={"offerable": "true"}).json()["connectors"]
+        assert [c["id"][-2:] for c in connectors] == ["d1"]
 
     output = server.stop()
     assert server.process is not None

@@ -5,15 +5,15 @@ from __future__ import annotations
 from service.edrv.intake import EdrvIntake
 from service.eventlog.doorbell import Doorbell
 from service.eventlog.store import EventStore
-from service.plugin import PROJECTIONS
 from service.projections.availability_table import AvailabilityProjection
+from service.projections.catalog import PROJECTIONS
 from service.projections.runner import ProjectionRunner
 from tests.conftest import FIXTURES, Db
 from tests.unit.folds import fold, scenario
 
 
 async def project_everything(store: EventStore) -> None:
-    for projection in PROJECTIONS:
+    for projection in PROJECTIONS.values():
         runner = ProjectionRunner(store, projection, Doorbell(store.engine))
         while await runner.step():
             pass
