@@ -17,6 +17,7 @@ from litestar.logging import LoggingConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins import InitPluginProtocol
+from litestar.plugins.prometheus import PrometheusController
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.api import admin_events, admin_projections, availability, health, webhooks
@@ -46,6 +47,7 @@ class ChargelinePlugin(InitPluginProtocol):
                 health.ready,
                 *availability.ROUTES,
                 *admin_projections.ROUTES,
+                PrometheusController,
             ]
         )
         app_config.dependencies.update(

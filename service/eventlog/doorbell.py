@@ -28,6 +28,8 @@ class Doorbell:
         self._rang = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.listening = asyncio.Event()
+        self.head = 0
+        """The highest position announced so far (0 until the first notification)."""
 
     async def __aenter__(self) -> Doorbell:
         self._task = asyncio.create_task(self._listen(), name="eventlog-doorbell")
@@ -45,7 +47,9 @@ class Doorbell:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(rang.wait(), self._poll_interval_s)
 
-    def _ring(self, *_: Any) -> None:
+    def _ring(self, *args: Any) -> None:
+        if len(args) == 4 and str(args[3]).isdigit():  # (connection, pid, channel, payload)
+            self.head = max(self.head, int(args[3]))
         rang, self._rang = self._rang, asyncio.Event()
         rang.set()
 

@@ -25,6 +25,7 @@ import msgspec
 from service.eventlog.doorbell import Doorbell
 from service.eventlog.model import RecordedEvent
 from service.eventlog.store import EventStore, read_after, read_types_after
+from service.metrics import PROJECTION_LAG, PROJECTION_POSITION, PROJECTION_SKIPPED
 
 if TYPE_CHECKING:
     import asyncpg
@@ -153,4 +154,8 @@ class ProjectionRunner:
                 name,
                 next_position,
             )
+        PROJECTION_POSITION.labels(name).set(next_position)
+        PROJECTION_LAG.labels(name).set(max(self.doorbell.head - next_position, 0))
+        if poisons:
+            PROJECTION_SKIPPED.labels(name).inc(len(poisons))
         return len(events) or 1  # moving past events of other types is progress too

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 from tests.api.conftest import ADMIN_TOKEN, Client
@@ -51,3 +52,24 @@ async def test_rebuilding_an_unknown_projection_is_a_404_problem(client: Client)
     assert response.status_code == 404
     assert "connector_availability" in response.json()["detail"]
     assert (await client.post("/v1/admin/projections/locations/rebuild")).status_code == 401
+
+
+async def test_metrics_show_each_projections_position_lag_and_skipped_events(client: Client) -> None:
+    head = await post_scenario(client)
+    unreadable = (
+        b'{"_id": "65b0000000000000000000ee", "object": "location", "type": "location.updated",'
+        b' "data": {"_id": "6601aa00000000000000001a", "active": "perhaps"}}'
+    )
+    assert (await client.post("/webhooks/edrv", content=unreadable)).status_code == 200
+    await caught_up(client, "/v1/locations", head + 1)
+    await caught_up(client, "/v1/sessions/6601bb0000000000000000e1", head + 1)
+    metrics = (await client.get("/metrics")).text
+    assert f'chargeline_projection_position{{projection="sessions"}} {head + 1}.0' in metrics
+    assert 'chargeline_projection_lag_events{projection="sessions"} 0.0' in metrics
+    skipped = re.search(
+        r'chargeline_projection_skipped_events_total\{projection="locations"\} (\S+)', metrics
+    )
+    assert skipped is not None
+    assert float(skipped.group(1)) >= 1
+    by_name = {p["name"]: p for p in (await statuses(client))["projections"]}
+    assert by_name["locations"]["errors"] == 1
