@@ -31,7 +31,7 @@ def upgrade() -> None:
     op.execute(
         """
         CREATE TABLE connectors (
-            id                text PRIMARY KEY,
+            id                text        NOT NULL,
             chargestation_id  text        NOT NULL,
             location_id       text,
             status            text        NOT NULL,
@@ -44,11 +44,13 @@ def upgrade() -> None:
             offerable         boolean     NOT NULL,
             status_changed_at timestamptz,
             reported_at       timestamptz NOT NULL,
-            position          bigint      NOT NULL
+            position          bigint      NOT NULL,
+            -- Keyed by station too: a connector appears where its station's payload lists it, even if
+            -- (against eDRV's unique ids) two stations list the same one.
+            PRIMARY KEY (chargestation_id, id)
         )
         """
     )
-    op.execute("CREATE INDEX connectors_station_idx ON connectors (chargestation_id)")
     op.execute("CREATE INDEX connectors_location_idx ON connectors (location_id, offerable)")
     op.execute(
         """

@@ -36,8 +36,8 @@ _SAVE_CONNECTORS = """
     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
                          $8::text[], $9::float8[], $10::bool[], $11::bool[], $12::timestamptz[],
                          $13::timestamptz[], $14::bigint[])
-    ON CONFLICT (id) DO UPDATE SET
-        chargestation_id = excluded.chargestation_id, location_id = excluded.location_id,
+    ON CONFLICT (chargestation_id, id) DO UPDATE SET
+        location_id = excluded.location_id,
         status = excluded.status, raw_status = excluded.raw_status, type = excluded.type,
         format = excluded.format, power_type = excluded.power_type, power_kw = excluded.power_kw,
         active = excluded.active, offerable = excluded.offerable,

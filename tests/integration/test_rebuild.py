@@ -77,7 +77,7 @@ async def content_hashes(db: Db) -> dict[str, str]:
     for projection in PROJECTIONS.values():
         for table in projection.tables:
             hashes[table] = await db.fetchval(
-                f"SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t.id), '')) FROM {table} t"
+                f"SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) FROM {table} t"
             )
     return hashes
 
