@@ -20,6 +20,7 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
+import asyncpg
 import msgspec
 
 from service.eventlog.doorbell import Doorbell
@@ -28,9 +29,10 @@ from service.eventlog.store import EventStore, read_after, read_types_after
 from service.metrics import PROJECTION_LAG, PROJECTION_POSITION, PROJECTION_SKIPPED
 
 if TYPE_CHECKING:
-    import asyncpg
-
     Connection = asyncpg.Connection[asyncpg.Record]
+
+# Errors that say nothing about the events: the step is retried as a whole, later.
+_CONNECTION_ERRORS = (asyncpg.PostgresConnectionError, asyncpg.AdminShutdownError, asyncpg.QueryCanceledError)
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +118,23 @@ class ProjectionRunner:
                 self.active.clear()
                 await holder.invalidate()
 
+    async def _apply(self, connection: Connection, events: Sequence[RecordedEvent]) -> list[Poison]:
+        """Apply a batch; if PostgreSQL refuses it, find the events it refuses one by one (each in a
+        savepoint) and record those as poison, so a read-model write that can never succeed does not
+        stall the projection forever."""
+        try:
+            async with connection.transaction():  # a savepoint inside the step's transaction
+                return await self.projection.apply(connection, events)
+        except asyncpg.PostgresError as exc:
+            if isinstance(exc, _CONNECTION_ERRORS):
+                raise
+            if len(events) == 1:
+                return [Poison(events[0].position, events[0].type, f"{type(exc).__name__}: {exc}")]
+        poisons: list[Poison] = []
+        for event in events:
+            poisons += await self._apply(connection, [event])
+        return poisons
+
     async def step(self) -> int:
         """Apply the next batch; return how many events it consumed (0: caught up)."""
         name = self.projection.name
@@ -135,7 +154,7 @@ class ProjectionRunner:
                 next_position = events[-1].position if len(events) == self.batch_size else head
             if next_position == position:
                 return 0
-            poisons = await self.projection.apply(connection, events) if events else []
+            poisons = await self._apply(connection, events) if events else []
             if poisons:
                 log.error("projection %s skipped %d events it cannot apply", name, len(poisons))
                 await connection.execute(

@@ -186,3 +186,28 @@ async def test_a_projection_of_few_types_moves_past_all_other_events_to_the_head
     assert await run.step() == 1
     assert await db.fetchval("SELECT name FROM locations") == "Hafen Laden GmbH"
     assert await checkpoint(db, "locations") == await store.head_position()
+
+
+class ExplodingProjection(CountingProjection):
+    """Its read-model write fails in PostgreSQL for one kind of event."""
+
+    name: str = "exploding"
+
+    async def apply(self, connection: Connection, events: Sequence[RecordedEvent]) -> list[Poison]:
+        poisons = await super().apply(connection, events)
+        if any(e.type == "explode" for e in events):
+            await connection.execute("SELECT 1 / 0")
+        return poisons
+
+
+async def test_an_event_whose_write_postgres_refuses_is_recorded_not_a_stall(
+    store: EventStore, db: Db
+) -> None:
+    await store.append("s", [event(), event("explode"), event(), event()])
+    assert await runner(store, ExplodingProjection()).step() == 4
+    errors = await db.fetch("SELECT event_type, error FROM projection_errors WHERE projection = 'exploding'")
+    assert [(e["event_type"], e["error"].split(":")[0]) for e in errors] == [
+        ("explode", "DivisionByZeroError")
+    ]
+    assert await db.fetchval("SELECT count(*) FROM test_applied") == 3  # the other three, once each
+    assert await checkpoint(db, "exploding") == await store.head_position()
