@@ -150,3 +150,20 @@ async def projected_to(db: Db, name: str, position: int) -> None:
     query = "SELECT position FROM projection_checkpoints WHERE name = $1"
     while await db.fetchval(query, name) < position:  # noqa: ASYNC110 - polls the database
         await asyncio.sleep(0.05)
+
+
+async def test_a_rebuild_interrupted_half_way_is_simply_run_again(store: EventStore, db: Db) -> None:
+    intake = EdrvIntake(store, secret=None, tolerance_s=300)
+    for body in (FIXTURES / "scenario.one-location-day.jsonl").read_bytes().splitlines():
+        await intake.receive(body, signature=None, content_type="application/json")
+    await catch_up(store)
+    live = await content_hashes(db)
+    # What an interrupted run leaves behind: a half-built schema, never the live tables.
+    await db.execute(
+        "CREATE SCHEMA rebuild_sessions; CREATE TABLE rebuild_sessions.sessions (LIKE public.sessions)"
+    )
+    await db.execute("INSERT INTO rebuild_sessions.sessions SELECT * FROM public.sessions LIMIT 0")
+    assert await content_hashes(db) == live
+    await rebuild(store, PROJECTIONS["sessions"])
+    assert await content_hashes(db) == live
+    assert await db.fetchval("SELECT count(*) FROM pg_namespace WHERE nspname = 'rebuild_sessions'") == 0
