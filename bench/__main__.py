@@ -1,4 +1,4 @@
-"""``python -m bench [ingest] [options]``; without a command it runs ``ingest``."""
+"""``python -m bench [ingest|rebuild] [options]``; without a command it runs ``ingest`` (as before)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from rich.console import Console
 
 from bench.database import parse_setting
 from bench.ingest import BenchFailure, resolve_generator, run_ingest
+from bench.rebuild import print_rebuild_report, run_rebuild, settings_for
 from bench.report import print_report, write_json
 from bench.results import RunSettings
 
@@ -21,6 +22,8 @@ DURATION_S = (10, 1)
 WARMUP_S = (2, 0)
 ROUNDS = (3, 1)
 CONNECTIONS = (32, 8)
+REBUILD_EVENTS = (1_000_000, 5_000)
+REBUILD_ROUNDS = (2, 1)
 
 
 @click.group(invoke_without_command=True)
@@ -96,6 +99,25 @@ def ingest(
         console.print("[yellow]Load from the built-in Python generator: not comparable with wrk figures[/]")
     results = asyncio.run(run_ingest(settings, resolved, console))
     print_report(results, console)
+    write_json(results, output)
+    console.print(f"Results written to {output}")
+    sys.exit(0 if results.ok else 1)
+
+
+@main.command("rebuild")
+@click.option("--smoke", is_flag=True, help="5,000 events, one round: checks the harness, measures nothing.")
+@click.option("--events", type=click.IntRange(min=1), help="Events in the log [1,000,000; smoke 5,000].")
+@click.option(
+    "--output", type=click.Path(dir_okay=False, path_type=Path), help="Where to write the JSON results."
+)
+def rebuild_command(smoke: bool, events: int | None, output: Path | None) -> None:
+    """Rebuild of the sessions projection vs. a raw scan-and-decode of the same log: events/s, ratio."""
+    pick = 1 if smoke else 0
+    settings = settings_for(smoke=smoke, events=events or REBUILD_EVENTS[pick], rounds=REBUILD_ROUNDS[pick])
+    output = output or RESULTS_DIR / ("rebuild-smoke.json" if smoke else "rebuild.json")
+    console = Console()
+    results = asyncio.run(run_rebuild(settings, console))
+    print_rebuild_report(results, console)
     write_json(results, output)
     console.print(f"Results written to {output}")
     sys.exit(0 if results.ok else 1)

@@ -1,4 +1,4 @@
-"""Printing and saving ingest results."""
+"""Printing ingest results; saving any benchmark's results."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from bench.load import Latency
 from bench.results import Figures, Results
 
 
-def write_json(results: Results, path: Path) -> None:
+def write_json(results: msgspec.Struct, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(msgspec.json.format(msgspec.json.encode(results), indent=2) + b"\n")
 
