@@ -16,7 +16,7 @@ class NewEvent(msgspec.Struct, frozen=True, kw_only=True):
     occurred_at: datetime
 
 
-class RecordedEvent(msgspec.Struct, frozen=True, kw_only=True):
+class RecordedEvent(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     position: int
     stream_id: str
     version: int

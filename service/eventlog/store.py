@@ -311,8 +311,8 @@ def _recorded(row: asyncpg.Record) -> RecordedEvent:
         stream_id=row[1],
         version=row[2],
         type=row[3],
-        data=msgspec.Raw(row[4].encode()),
-        metadata=msgspec.Raw(row[5].encode()),
+        data=msgspec.Raw(row[4]),  # a str is fine: no copy back to bytes
+        metadata=msgspec.Raw(row[5]),
         occurred_at=row[6],
         recorded_at=row[7],
     )

@@ -28,7 +28,7 @@ STATION_EVENTS = (
 )
 
 
-class ConnectorView(msgspec.Struct, frozen=True, kw_only=True):
+class ConnectorView(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     id: str
     chargestation_id: str
     status: str
@@ -44,7 +44,7 @@ class ConnectorView(msgspec.Struct, frozen=True, kw_only=True):
     """Resource time of the last report applied; older reports are ignored."""
 
 
-class StationView(msgspec.Struct, frozen=True, kw_only=True):
+class StationView(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     id: str
     location_id: str | None
     protocol: str | None

@@ -13,7 +13,7 @@ from service.projections.resources import LocationPayload, decode, time_of
 LOCATION_EVENTS = ("location.created", "location.updated")
 
 
-class LocationView(msgspec.Struct, frozen=True, kw_only=True):
+class LocationView(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     id: str
     name: str | None
     address: dict[str, Any] | None

@@ -2,6 +2,9 @@
 
 eDRV's types are loose (numbers as strings, Wh or kWh, ISO or epoch times, status casing), so payloads
 are decoded in msgspec's lax mode and every field is optional: a fold takes what is there.
+
+Payloads and views are ``gc=False`` structs: they never form reference cycles, and untracked they cost
+the garbage collector nothing while a rebuild folds millions of them.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from service.edrv.timestamps import parse_timestamp
 Time = str | float  # ISO 8601 or epoch s / ms; read with ``time_of``
 
 
-class ConnectorPayload(msgspec.Struct, frozen=True):
+class ConnectorPayload(msgspec.Struct, frozen=True, gc=False):
     id: str = msgspec.field(name="_id")
     status: str | None = None
     type: str | None = None
@@ -27,7 +30,7 @@ class ConnectorPayload(msgspec.Struct, frozen=True):
     updated_at: Time | None = msgspec.field(default=None, name="updatedAt")
 
 
-class ChargestationPayload(msgspec.Struct, frozen=True):
+class ChargestationPayload(msgspec.Struct, frozen=True, gc=False):
     id: str = msgspec.field(name="_id")
     location: str | None = None
     protocol: str | None = None
@@ -37,30 +40,30 @@ class ChargestationPayload(msgspec.Struct, frozen=True):
     updated_at: Time | None = msgspec.field(default=None, name="updatedAt")
 
 
-class Measured(msgspec.Struct, frozen=True):
+class Measured(msgspec.Struct, frozen=True, gc=False):
     value: float | None = None
     unit: str | None = None
 
 
-class EnergyReport(msgspec.Struct, frozen=True):
+class EnergyReport(msgspec.Struct, frozen=True, gc=False):
     power: Measured | None = None
     state_of_charge: Measured | None = None
     energy_meter: Measured | None = None
 
 
-class Metrics(msgspec.Struct, frozen=True):
+class Metrics(msgspec.Struct, frozen=True, gc=False):
     charging_start: Time | None = msgspec.field(default=None, name="chargingStart")
     charging_stop: Time | None = msgspec.field(default=None, name="chargingStop")
     meter_start: float | None = msgspec.field(default=None, name="meterStart")
     energy_consumed: float | None = msgspec.field(default=None, name="energyConsumed")
 
 
-class Cost(msgspec.Struct, frozen=True):
+class Cost(msgspec.Struct, frozen=True, gc=False):
     amount: float | None = None
     currency: str | None = None
 
 
-class SessionPayload(msgspec.Struct, frozen=True):
+class SessionPayload(msgspec.Struct, frozen=True, gc=False):
     id: str = msgspec.field(name="_id")
     user: str | None = None
     chargestation: str | None = None
@@ -72,7 +75,7 @@ class SessionPayload(msgspec.Struct, frozen=True):
     updated_at: Time | None = msgspec.field(default=None, name="updatedAt")
 
 
-class LocationPayload(msgspec.Struct, frozen=True):
+class LocationPayload(msgspec.Struct, frozen=True, gc=False):
     id: str = msgspec.field(name="_id")
     name: str | None = None
     operator_name: str | None = msgspec.field(default=None, name="operatorName")

@@ -34,12 +34,12 @@ _BY_TYPE = {
 _FINISHED = ("ended", "cancelled", "failed")
 
 
-class Money(msgspec.Struct, frozen=True):
+class Money(msgspec.Struct, frozen=True, gc=False):
     amount: float | None
     currency: str | None
 
 
-class SessionView(msgspec.Struct, frozen=True, kw_only=True):
+class SessionView(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     id: str
     user_id: str | None
     chargestation_id: str | None
