@@ -26,6 +26,9 @@ class ProjectionsOut(msgspec.Struct, frozen=True):
     """The log's latest position."""
     projections: list[ProjectionStatus]
     rebuilding: list[str]
+    """Rebuilds this process is running."""
+    failed_rebuilds: dict[str, str]
+    """The last rebuild this process ran of a projection, if it failed: why."""
 
 
 class RebuildStarted(msgspec.Struct, frozen=True):
@@ -45,7 +48,10 @@ async def list_projections(
     request: Request[Any, Any, Any], store: NamedDependency[EventStore]
 ) -> ProjectionsOut:
     head, statuses = await projection_statuses(store)
-    return ProjectionsOut(head=head, projections=statuses, rebuilding=sorted(_rebuilds(request)))
+    failed: dict[str, str] = request.app.state.setdefault("failed_rebuilds", {})
+    return ProjectionsOut(
+        head=head, projections=statuses, rebuilding=sorted(_rebuilds(request)), failed_rebuilds=dict(failed)
+    )
 
 
 @post(
@@ -56,7 +62,7 @@ async def list_projections(
     tags=["Admin"],
     summary="Rebuild a projection by replay beside the live one, then swap it in (in the background)",
     responses=problem_responses(
-        e401="Missing or wrong admin token", e404="No such projection", e409="Already rebuilding"
+        e401="Missing or wrong admin token", e404="No such projection", e409="Already rebuilding here"
     ),
 )
 async def start_rebuild(
@@ -70,9 +76,11 @@ async def start_rebuild(
     running = _rebuilds(request)
     if name in running:
         raise problem(409, "Conflict", f"{name} is already being rebuilt")
+    failed: dict[str, str] = request.app.state.setdefault("failed_rebuilds", {})
+    failed.pop(name, None)
     task = asyncio.create_task(rebuild(store, projection), name=f"rebuild-{name}")
     running[name] = task
-    task.add_done_callback(lambda done: _finished(running, name, done))
+    task.add_done_callback(lambda done: _finished(running, failed, name, done))
     return RebuildStarted(name=name, status="rebuilding")
 
 
@@ -81,11 +89,14 @@ def _rebuilds(request: Request[Any, Any, Any]) -> dict[str, asyncio.Task[int]]:
     return rebuilds
 
 
-def _finished(running: dict[str, asyncio.Task[int]], name: str, task: asyncio.Task[int]) -> None:
+def _finished(
+    running: dict[str, asyncio.Task[int]], failed: dict[str, str], name: str, task: asyncio.Task[int]
+) -> None:
     running.pop(name, None)
     if task.cancelled():
-        log.warning("rebuild of %s was cancelled", name)
+        failed[name] = "cancelled (the service stopped?)"
     elif (error := task.exception()) is not None:
+        failed[name] = f"{type(error).__name__}: {error}"  # e.g. RebuildInProgress in another process
         log.error("rebuild of %s failed", name, exc_info=error)
     else:
         log.info("rebuild of %s swapped in at position %d", name, task.result())

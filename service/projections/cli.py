@@ -12,7 +12,7 @@ from rich.table import Table
 from service.db.engine import create_engine, resolve_database_url
 from service.eventlog.store import EventStore
 from service.projections.catalog import PROJECTIONS
-from service.projections.rebuild import rebuild
+from service.projections.rebuild import RebuildInProgress, rebuild
 from service.projections.status import projection_statuses
 from service.settings import Settings
 
@@ -56,7 +56,10 @@ async def rebuild_projections(settings: Settings, names: tuple[str, ...]) -> Non
                     speed = progress.tasks[task].speed
                     progress.update(task, rate=f"{speed:,.0f} events/s" if speed else "")
 
-                swapped_at = await rebuild(store, PROJECTIONS[name], advance)
+                try:
+                    swapped_at = await rebuild(store, PROJECTIONS[name], advance)
+                except RebuildInProgress as exc:
+                    raise click.ClickException(str(exc)) from None
                 progress.update(task, description=f"{name} ✓ swapped in at {swapped_at}")
     finally:
         await store.engine.dispose()

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from service.eventlog.store import EventStore
+from service.projections.catalog import PROJECTIONS
 from service.projections.session_table import SessionsProjection
 from service.projections.sessions import SessionView
 
@@ -27,13 +28,20 @@ _CONNECTORS = (
 @asynccontextmanager
 async def snapshot(store: EventStore, *projections: str) -> AsyncIterator[tuple[Connection, int]]:
     """A read-only REPEATABLE READ transaction and the log position its read models reflect (the
-    oldest checkpoint among ``projections``)."""
+    oldest checkpoint among ``projections``; 0 for one that has none yet)."""
+    tables = ", ".join(table for name in projections for table in PROJECTIONS[name].tables)
     async with (
         store.connection() as connection,
         connection.transaction(isolation="repeatable_read", readonly=True),
     ):
+        # Lock the tables before the snapshot is taken (by the first SELECT): a rebuild swapping them
+        # in then waits for this read, or this read starts after the swap and sees the new tables whole.
+        await connection.execute(f"LOCK TABLE {tables} IN ACCESS SHARE MODE")
         as_of = await connection.fetchval(
-            "SELECT coalesce(min(position), 0) FROM projection_checkpoints WHERE name = ANY($1::text[])",
+            """
+            SELECT coalesce(min(coalesce(c.position, 0)), 0)
+            FROM unnest($1::text[]) AS n(name) LEFT JOIN projection_checkpoints c USING (name)
+            """,
             list(projections),
         )
         yield connection, int(as_of)

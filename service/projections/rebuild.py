@@ -10,19 +10,27 @@ checkpoint. Interrupted, it leaves only the rebuild schema, which the next run d
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import asyncpg
+
 from service.eventlog.store import EventStore, read_types_after
+from service.projections.runner import Poison, lease_key, record_poisons
 from service.projections.table import TableProjection
 
 if TYPE_CHECKING:
-    import asyncpg
-
     Connection = asyncpg.Connection[asyncpg.Record]
 
 PAGE = 10_000
+SWAP_LOCK_TIMEOUT = "2s"  # the swap queues behind readers; never make readers queue behind it for long
+SWAP_ATTEMPTS = 10
 Progress = Callable[[int, int], None]  # (position reached, head)
+
+
+class RebuildInProgress(Exception):
+    """Another process (or request) is rebuilding this projection right now."""
 
 
 async def rebuild(
@@ -35,14 +43,26 @@ async def rebuild(
         raw = await holder.get_raw_connection()
         connection: Connection = raw.driver_connection  # type: ignore[assignment]
         try:
+            if not await connection.fetchval(
+                "SELECT pg_try_advisory_lock($1)", lease_key(f"rebuild.{schema}")
+            ):
+                raise RebuildInProgress(f"{projection.name} is already being rebuilt")
+            poisons: list[Poison] = []  # recorded at the swap: the live runner never sees those past it
             await _prepare(connection, schema, projection.tables)
-            position = await _fold_history(connection, projection, progress)
+            position = await _fold_history(connection, projection, progress, poisons)
             head = await connection.fetchval("SELECT coalesce(max(position), 0) FROM events")
-            position = await _catch_up(connection, projection, position, until=head)
+            position = await _catch_up(connection, projection, position, head, poisons)
             await connection.execute("SET search_path TO public")
-            return await _swap(connection, projection, schema, position)
+            for attempt in range(1, SWAP_ATTEMPTS + 1):
+                try:
+                    return await _swap(connection, projection, schema, position, poisons)
+                except asyncpg.LockNotAvailableError:
+                    if attempt == SWAP_ATTEMPTS:
+                        raise
+                    await asyncio.sleep(0.1 * attempt)  # a long read holds the tables; try again
+            raise AssertionError("unreachable")
         finally:
-            await holder.invalidate()
+            await holder.invalidate()  # closing releases the rebuild lock too
 
 
 async def _prepare(connection: Connection, schema: str, tables: tuple[str, ...]) -> None:
@@ -53,7 +73,7 @@ async def _prepare(connection: Connection, schema: str, tables: tuple[str, ...])
 
 
 async def _fold_history(
-    connection: Connection, projection: TableProjection[Any], progress: Progress | None
+    connection: Connection, projection: TableProjection[Any], progress: Progress | None, poisons: list[Poison]
 ) -> int:
     """Fold everything up to the current head in memory, then write every view in one bulk save."""
     views: dict[str, Any] = {}
@@ -61,16 +81,18 @@ async def _fold_history(
     position = 0
     head = int(await connection.fetchval("SELECT coalesce(max(position), 0) FROM events"))
     while position < head:
-        events, _ = await read_types_after(connection, position, PAGE, projection.event_types or ())
+        page, _ = await read_types_after(connection, position, PAGE, projection.event_types or ())
+        events = [event for event in page if event.position <= head]  # the rest is for the catch-up
         for event in events:
             key = event.stream_id.removeprefix(projection.stream_prefix)
             try:
                 view = projection.evolve(views.get(key), event)
-            except ValueError:  # a poison event: the live runner has recorded it; skip it here too
+            except Exception as exc:  # a poison event, skipped as the live runner skips it
+                poisons.append(Poison(event.position, event.type, f"{type(exc).__name__}: {exc}"))
                 continue
             if view is not None and view is not views.get(key):  # as TableProjection.apply decides
                 views[key], last[key] = view, event.position
-        position = events[-1].position if len(events) == PAGE else head
+        position = events[-1].position if len(page) == PAGE and len(events) == PAGE else head
         if progress:
             progress(position, head)
     if views:
@@ -79,20 +101,27 @@ async def _fold_history(
 
 
 async def _catch_up(
-    connection: Connection, projection: TableProjection[Any], position: int, until: int
+    connection: Connection, projection: TableProjection[Any], position: int, until: int, poisons: list[Poison]
 ) -> int:
     while position < until:
         events, head = await read_types_after(connection, position, PAGE, projection.event_types or ())
         if events:
-            await projection.apply(connection, events)
+            poisons += await projection.apply(connection, events)
         position = events[-1].position if len(events) == PAGE else head
     return position
 
 
-async def _swap(connection: Connection, projection: TableProjection[Any], schema: str, position: int) -> int:
+async def _swap(
+    connection: Connection,
+    projection: TableProjection[Any],
+    schema: str,
+    position: int,
+    poisons: list[Poison],
+) -> int:
     """Holding the live checkpoint row: the last events, then the tables trade places."""
     name, replaced = projection.name, f"replaced_{projection.name}"
     async with connection.transaction():
+        await connection.execute(f"SET LOCAL lock_timeout = '{SWAP_LOCK_TIMEOUT}'")
         await connection.execute(
             "INSERT INTO projection_checkpoints (name) VALUES ($1) ON CONFLICT (name) DO NOTHING", name
         )
@@ -100,7 +129,7 @@ async def _swap(connection: Connection, projection: TableProjection[Any], schema
             "SELECT position FROM projection_checkpoints WHERE name = $1 FOR UPDATE", name
         )
         await connection.execute(f"SET LOCAL search_path TO {schema}, public")
-        position = await _catch_up(connection, projection, position, until=live)
+        position = await _catch_up(connection, projection, position, live, poisons)
         await connection.execute("SET LOCAL search_path TO public")
         await connection.execute(f"DROP SCHEMA IF EXISTS {replaced} CASCADE; CREATE SCHEMA {replaced}")
         for table in projection.tables:
@@ -111,5 +140,6 @@ async def _swap(connection: Connection, projection: TableProjection[Any], schema
             name,
             position,
         )
+        await record_poisons(connection, name, poisons)
         await connection.execute(f"DROP SCHEMA {replaced} CASCADE; DROP SCHEMA {schema} CASCADE")
     return position

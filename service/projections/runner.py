@@ -155,19 +155,7 @@ class ProjectionRunner:
             if next_position == position:
                 return 0
             poisons = await self._apply(connection, events) if events else []
-            if poisons:
-                log.error("projection %s skipped %d events it cannot apply", name, len(poisons))
-                await connection.execute(
-                    """
-                    INSERT INTO projection_errors (projection, position, event_type, error)
-                    SELECT $1, * FROM unnest($2::bigint[], $3::text[], $4::text[])
-                    ON CONFLICT (projection, position) DO NOTHING
-                    """,
-                    name,
-                    [p.position for p in poisons],
-                    [p.event_type for p in poisons],
-                    [p.error for p in poisons],
-                )
+            await record_poisons(connection, name, poisons)
             await connection.execute(
                 "UPDATE projection_checkpoints SET position = $2, updated_at = now() WHERE name = $1",
                 name,
@@ -178,3 +166,21 @@ class ProjectionRunner:
         if poisons:
             PROJECTION_SKIPPED.labels(name).inc(len(poisons))
         return len(events) or 1  # moving past events of other types is progress too
+
+
+async def record_poisons(connection: Connection, projection: str, poisons: Sequence[Poison]) -> None:
+    """Keep the events a projection skipped, for operators (``projection_errors``, status, metrics)."""
+    if not poisons:
+        return
+    log.error("projection %s skipped %d events it cannot apply", projection, len(poisons))
+    await connection.execute(
+        """
+        INSERT INTO projection_errors (projection, position, event_type, error)
+        SELECT $1, * FROM unnest($2::bigint[], $3::text[], $4::text[])
+        ON CONFLICT (projection, position) DO NOTHING
+        """,
+        projection,
+        [p.position for p in poisons],
+        [p.event_type for p in poisons],
+        [p.error for p in poisons],
+    )

@@ -10,8 +10,6 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Generic, TypeVar
 
-import msgspec
-
 from service.eventlog.model import RecordedEvent
 from service.projections.runner import Poison
 
@@ -55,8 +53,8 @@ class TableProjection(ABC, Generic[View]):
             key = event.stream_id.removeprefix(self.stream_prefix)
             try:
                 view = self.evolve(views.get(key), event)
-            except (msgspec.ValidationError, msgspec.DecodeError, ValueError) as exc:
-                poisons.append(Poison(event.position, event.type, str(exc)))
+            except Exception as exc:  # whatever a fold cannot take: record it, never stall on it
+                poisons.append(Poison(event.position, event.type, f"{type(exc).__name__}: {exc}"))
                 continue
             if view is not None and view is not views.get(key):
                 views[key] = view

@@ -43,7 +43,8 @@ async def test_a_rebuild_runs_in_the_background_and_serves_the_same_answers(clie
         if not (await statuses(client))["rebuilding"]:
             break
         await asyncio.sleep(0.05)
-    assert (await statuses(client))["rebuilding"] == []
+    final = await statuses(client)
+    assert (final["rebuilding"], final["failed_rebuilds"]) == ([], {})
     assert await caught_up(client, "/v1/locations", head) == before
 
 

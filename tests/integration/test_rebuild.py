@@ -167,3 +167,39 @@ async def test_a_rebuild_interrupted_half_way_is_simply_run_again(store: EventSt
     await rebuild(store, PROJECTIONS["sessions"])
     assert await content_hashes(db) == live
     assert await db.fetchval("SELECT count(*) FROM pg_namespace WHERE nspname = 'rebuild_sessions'") == 0
+
+
+async def test_a_reader_in_a_snapshot_never_sees_a_half_swapped_read_model(store: EventStore, db: Db) -> None:
+    from service.projections import queries
+
+    intake = EdrvIntake(store, secret=None, tolerance_s=300)
+    for body in (FIXTURES / "scenario.one-location-day.jsonl").read_bytes().splitlines():
+        await intake.receive(body, signature=None, content_type="application/json")
+    await catch_up(store)
+    async with queries.snapshot(store, "connector_availability") as (connection, as_of):
+        before = await queries.connectors(connection)
+    assert len(before) == 3
+    async with queries.snapshot(store, "connector_availability") as (connection, as_of):
+        # Nothing read from the read model yet: only the snapshot's position is fixed.
+        swapping = asyncio.create_task(rebuild(store, PROJECTIONS["connector_availability"]))
+        await asyncio.sleep(0.5)  # the rebuild builds, then waits for this reader to finish
+        assert await queries.connectors(connection) == before
+        assert not swapping.done()
+    await swapping
+    async with queries.snapshot(store, "connector_availability") as (connection, after_as_of):
+        assert after_as_of == as_of
+        assert await queries.connectors(connection) == before
+
+
+async def test_only_one_rebuild_of_a_projection_runs_at_a_time(store: EventStore) -> None:
+    from service.projections.rebuild import RebuildInProgress
+
+    for body in random_traffic(5, 200):
+        await EdrvIntake(store, secret=None, tolerance_s=300).receive(body, signature=None, content_type=None)
+    results = await asyncio.gather(
+        rebuild(store, PROJECTIONS["sessions"]),
+        rebuild(store, PROJECTIONS["sessions"]),
+        return_exceptions=True,
+    )
+    assert sum(isinstance(r, RebuildInProgress) for r in results) == 1
+    assert sum(isinstance(r, int) for r in results) == 1
