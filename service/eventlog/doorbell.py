@@ -29,7 +29,7 @@ class Doorbell:
         self._task: asyncio.Task[None] | None = None
         self.listening = asyncio.Event()
         self.head = 0
-        """The highest position announced so far (0 until the first notification)."""
+        """The log's highest position as far as the doorbell knows (read on connect, then announced)."""
 
     async def __aenter__(self) -> Doorbell:
         self._task = asyncio.create_task(self._listen(), name="eventlog-doorbell")
@@ -71,6 +71,7 @@ class Doorbell:
             closed = asyncio.Event()
             driver.add_termination_listener(lambda _: closed.set())
             await driver.add_listener(NOTIFY_CHANNEL, self._ring)
+            self.head = max(self.head, await driver.fetchval("SELECT coalesce(max(position), 0) FROM events"))
             self.listening.set()
             self._ring()  # anything committed while we were not listening
             try:
