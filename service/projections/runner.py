@@ -73,7 +73,7 @@ class ProjectionRunner:
         *,
         batch_size: int = 1000,
         retry_s: float = 1.0,
-        pace_s: float = 0.01,
+        pace_s: float = 0.1,
     ) -> None:
         self.store = store
         self.projection = projection
@@ -109,11 +109,16 @@ class ProjectionRunner:
                 self.active.set()
                 log.info("projection %s: this process runs it", self.projection.name)
                 while not lease.is_closed():
-                    if await self.step() < self.batch_size:  # caught up, for now
-                        await self.doorbell.wait()
-                        # Under steady ingest the bell rings per append batch; gathering the rings of
-                        # a few ms into one step keeps the runner from competing with the appends.
+                    consumed = await self.step()
+                    if consumed >= self.batch_size:
+                        continue  # behind: keep going
+                    if consumed:
+                        # Just did work: let the next appends gather for a moment, then step again.
+                        # The first event after a quiet spell is applied at once; under steady ingest
+                        # steps come every pace_s with bigger batches instead of competing with appends.
                         await asyncio.sleep(self.pace_s)
+                        continue
+                    await self.doorbell.wait()  # caught up and quiet
             finally:
                 self.active.clear()
                 await holder.invalidate()

@@ -211,3 +211,22 @@ async def test_an_event_whose_write_postgres_refuses_is_recorded_not_a_stall(
     ]
     assert await db.fetchval("SELECT count(*) FROM test_applied") == 3  # the other three, once each
     assert await checkpoint(db, "exploding") == await store.head_position()
+
+
+async def test_the_first_event_after_a_quiet_spell_is_applied_without_waiting_for_the_pace(
+    store: EventStore, db: Db
+) -> None:
+    slow = ProjectionRunner(
+        store, CountingProjection(), Doorbell(store.engine, poll_interval_s=60), retry_s=0.1, pace_s=60
+    )
+    async with slow.doorbell:
+        task = asyncio.create_task(slow.run())
+        try:
+            await asyncio.wait_for(slow.active.wait(), 5)
+            await asyncio.wait_for(slow.doorbell.listening.wait(), 5)
+            await asyncio.sleep(0.2)  # caught up with the empty log: waiting on the doorbell
+            await store.append("s", [event()])
+            await asyncio.wait_for(_applied(db, 1), 5)  # long before the 60 s pace or poll
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
