@@ -1,5 +1,8 @@
 """Read models for connector availability (chargestations, connectors) and charging sessions.
 
+Their rows are rewritten on nearly every event, so pages keep 30 % free: updates stay on the page
+(HOT) and the page prunes its own dead versions, even where autovacuum is slow or off.
+
 Revision ID: 0004
 Revises: 0003
 Create Date: 2026-11-28
@@ -24,7 +27,7 @@ def upgrade() -> None:
             active      boolean     NOT NULL,
             reported_at timestamptz NOT NULL,
             position    bigint      NOT NULL
-        )
+        ) WITH (fillfactor = 70)
         """
     )
     op.execute("CREATE INDEX chargestations_location_idx ON chargestations (location_id)")
@@ -48,7 +51,7 @@ def upgrade() -> None:
             -- Keyed by station too: a connector appears where its station's payload lists it, even if
             -- (against eDRV's unique ids) two stations list the same one.
             PRIMARY KEY (chargestation_id, id)
-        )
+        ) WITH (fillfactor = 70)
         """
     )
     op.execute("CREATE INDEX connectors_location_idx ON connectors (location_id, offerable)")
@@ -69,7 +72,7 @@ def upgrade() -> None:
             cost_currency    text,
             updated_at       timestamptz NOT NULL,
             position         bigint      NOT NULL
-        )
+        ) WITH (fillfactor = 70)
         """
     )
 

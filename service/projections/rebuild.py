@@ -69,6 +69,9 @@ async def _prepare(connection: Connection, schema: str, tables: tuple[str, ...])
     await connection.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}")
     for table in tables:
         await connection.execute(f"CREATE TABLE {schema}.{table} (LIKE public.{table} INCLUDING ALL)")
+        options = await connection.fetchval("SELECT reloptions FROM pg_class WHERE oid = $1::regclass", table)
+        if options:  # LIKE does not copy storage parameters such as fillfactor
+            await connection.execute(f"ALTER TABLE {schema}.{table} SET ({', '.join(options)})")
     await connection.execute(f"SET search_path TO {schema}, public")
 
 

@@ -108,6 +108,9 @@ async def test_rebuilding_every_projection_reproduces_the_live_tables_exactly(
     head = await store.head_position()
     assert {r["position"] for r in await db.fetch("SELECT position FROM projection_checkpoints")} == {head}
     assert await db.fetchval("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'rebuild_%'") == 0
+    assert await db.fetchval("SELECT reloptions FROM pg_class WHERE oid = 'public.sessions'::regclass") == [
+        "fillfactor=70"
+    ]  # the swapped-in table keeps the live one's storage parameters
 
 
 async def test_a_rebuild_swaps_in_while_the_live_runner_and_ingest_keep_going(
