@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import time
 
-_MILLISECONDS_THRESHOLD = 10**11  # a seconds timestamp reaches this in the year 5138
+from service.edrv.timestamps import epoch_seconds
 
 
 class SignatureError(Exception):
@@ -60,10 +60,7 @@ def verify_signature(
     if not candidates:
         raise SignatureError("edrv-signature header has no v1 signature")
     timestamp = timestamps[0]
-    signed_at = int(timestamp)
-    if signed_at >= _MILLISECONDS_THRESHOLD:
-        signed_at //= 1000
-    age = (time.time() if now is None else now) - signed_at
+    age = (time.time() if now is None else now) - epoch_seconds(int(timestamp))
     if abs(age) > tolerance_s:
         raise SignatureError(f"signature timestamp is {int(age)} s away from now (tolerance {tolerance_s} s)")
     _require_match(sign(secret, signed_payload(timestamp, body)), candidates)

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from service.eventlog.model import Appended, ConflictingRedelivery, Duplicate
+from service.eventlog.model import Appended, ConflictingRedelivery, Duplicate, InboxKey
 from service.eventlog.store import EventStore
 from tests.conftest import Db
 from tests.integration.helpers import delivery, event
@@ -56,8 +56,6 @@ async def test_simultaneous_redeliveries_in_one_batch_store_one_event(store: Eve
 
 
 async def test_inbox_keys_are_per_source(store: EventStore, db: Db) -> None:
-    from service.eventlog.model import InboxKey
-
     key = delivery("shared-id")
     other_source = InboxKey(
         source="other", external_id="shared-id", payload_sha256=key.payload_sha256, body=b""

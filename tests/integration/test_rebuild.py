@@ -12,8 +12,9 @@ import pytest
 from service.edrv.intake import EdrvIntake
 from service.eventlog.doorbell import Doorbell
 from service.eventlog.store import EventStore
+from service.projections import queries
 from service.projections.catalog import PROJECTIONS
-from service.projections.rebuild import rebuild
+from service.projections.rebuild import RebuildInProgress, rebuild
 from service.projections.runner import ProjectionRunner
 from tests.conftest import FIXTURES, Db
 
@@ -173,8 +174,6 @@ async def test_a_rebuild_interrupted_half_way_is_simply_run_again(store: EventSt
 
 
 async def test_a_reader_in_a_snapshot_never_sees_a_half_swapped_read_model(store: EventStore, db: Db) -> None:
-    from service.projections import queries
-
     intake = EdrvIntake(store, secret=None, tolerance_s=300)
     for body in (FIXTURES / "scenario.one-location-day.jsonl").read_bytes().splitlines():
         await intake.receive(body, signature=None, content_type="application/json")
@@ -195,8 +194,6 @@ async def test_a_reader_in_a_snapshot_never_sees_a_half_swapped_read_model(store
 
 
 async def test_only_one_rebuild_of_a_projection_runs_at_a_time(store: EventStore) -> None:
-    from service.projections.rebuild import RebuildInProgress
-
     for body in random_traffic(5, 200):
         await EdrvIntake(store, secret=None, tolerance_s=300).receive(body, signature=None, content_type=None)
     results = await asyncio.gather(
