@@ -1,4 +1,5 @@
-"""The ``chargeline`` command: serve, migrate, tail the event log, export the OpenAPI document."""
+"""The ``chargeline`` command: serve, migrate, tail the log, look after projections, mint driver tokens,
+export the OpenAPI document."""
 
 from __future__ import annotations
 
@@ -129,6 +130,16 @@ def rebuild(names: tuple[str, ...]) -> None:
     from service.projections.cli import rebuild_projections
 
     asyncio.run(rebuild_projections(_settings(), names))
+
+
+@main.command(help="Mint a driver's token (HS256 with CHARGELINE_JWT_SECRET, or the development key).")
+@click.option("--driver", "driver_id", required=True, help="The driver id (the token's `sub`).")
+@click.option("--edrv-user", default=None, help="The driver's eDRV user id (`edrv_user` claim).")
+@click.option("--ttl", default=86_400, show_default=True, type=click.IntRange(min=1), help="Seconds valid.")
+def token(driver_id: str, edrv_user: str | None, ttl: int) -> None:
+    from service.api.drivers import mint_token, token_secret
+
+    click.echo(mint_token(token_secret(_settings()), driver_id, edrv_user_id=edrv_user, ttl_s=ttl))
 
 
 @main.command(help="Write the OpenAPI document generated from the app.")

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import cache
 
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.config.app import AppConfig
 from litestar.datastructures import State
 from litestar.di import Provide
@@ -20,9 +20,13 @@ from litestar.plugins import InitPluginProtocol
 from litestar.plugins.prometheus import PrometheusController
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.api import admin_events, admin_projections, availability, health, webhooks
+from service.api import admin_events, admin_projections, availability, health, queues, tickets, webhooks
+from service.api.drivers import current_driver, driver_rate_limit, token_secret
 from service.api.problems import problem_details_plugin
 from service.db.engine import create_engine, resolve_database_url
+from service.dispatch.dispatcher import Dispatcher
+from service.dispatch.queues import Queues
+from service.dispatch.scheduler import Scheduler
 from service.edrv.intake import EdrvIntake
 from service.eventlog.doorbell import Doorbell
 from service.eventlog.store import EventStore
@@ -47,6 +51,13 @@ class ChargelinePlugin(InitPluginProtocol):
                 health.ready,
                 *availability.ROUTES,
                 *admin_projections.ROUTES,
+                *queues.ROUTES,
+                # Drivers' endpoints share one request budget per token.
+                Router(
+                    "/",
+                    route_handlers=tickets.ROUTES,
+                    middleware=[driver_rate_limit(self.settings).middleware],
+                ),
                 PrometheusController,
             ]
         )
@@ -54,6 +65,8 @@ class ChargelinePlugin(InitPluginProtocol):
             {
                 "engine": Provide(_engine, sync_to_thread=False),
                 "store": Provide(_store, sync_to_thread=False),
+                "queues": Provide(_queues, sync_to_thread=False),
+                "driver": Provide(current_driver),
             }
         )
         app_config.plugins.append(problem_details_plugin())
@@ -67,7 +80,13 @@ class ChargelinePlugin(InitPluginProtocol):
                 security_schemes={
                     "adminToken": SecurityScheme(
                         type="http", scheme="bearer", description="CHARGELINE_ADMIN_TOKEN"
-                    )
+                    ),
+                    "driverToken": SecurityScheme(
+                        type="http",
+                        scheme="bearer",
+                        bearer_format="JWT",
+                        description="HS256 (CHARGELINE_JWT_SECRET); `sub`: driver id; optional `edrv_user`",
+                    ),
                 }
             ),
             path="/schema",
@@ -90,11 +109,27 @@ class ChargelinePlugin(InitPluginProtocol):
         intake = EdrvIntake(
             store, secret=self.settings.webhook_secret, tolerance_s=self.settings.webhook_tolerance_s
         )
-        app.state.update({"engine": engine, "store": store, "intake": intake})
+        queues = Queues(store)
+        app.state.update(
+            {
+                "engine": engine,
+                "store": store,
+                "intake": intake,
+                "queues": queues,
+                "jwt_secret": token_secret(self.settings),
+            }
+        )
         async with Doorbell(engine) as doorbell:
             runners = [ProjectionRunner(store, projection, doorbell) for projection in PROJECTIONS.values()]
+            # The dispatcher moves queues on: it steps as soon as there is work, never pacing itself.
+            dispatcher = ProjectionRunner(store, Dispatcher(queues), doorbell, pace_s=0.0)
+            scheduler = Scheduler(queues)
             tasks = [asyncio.create_task(r.run(), name=f"projection-{r.projection.name}") for r in runners]
-            app.state.update({"projection_runners": runners})
+            tasks.append(asyncio.create_task(dispatcher.run(), name="dispatcher"))
+            tasks.append(asyncio.create_task(scheduler.run(), name="scheduler"))
+            app.state.update(
+                {"projection_runners": runners, "dispatcher": dispatcher, "scheduler": scheduler}
+            )
             _freeze_startup_heap()
             try:
                 yield
@@ -109,6 +144,11 @@ class ChargelinePlugin(InitPluginProtocol):
 def _engine(state: State) -> AsyncEngine:
     engine: AsyncEngine = state.engine
     return engine
+
+
+def _queues(state: State) -> Queues:
+    queues: Queues = state.queues
+    return queues
 
 
 def _store(state: State) -> EventStore:

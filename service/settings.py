@@ -26,6 +26,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     webhook_secret: str | None = None
     webhook_tolerance_s: int = 300
     admin_token: str | None = None
+    jwt_secret: str | None = None
+    """HS256 key of drivers' tokens; unset in development: a random key kept in ``data_dir``."""
+    driver_rate_limit: int = 120
+    """Requests per minute per driver token on the driver endpoints."""
     db_pool_size: int = 10
     log_level: str = "INFO"
     access_log: bool = False
@@ -38,9 +42,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 "CHARGELINE_WEBHOOK_SECRET is required when CHARGELINE_ENV=production: "
                 "unsigned webhooks would let anyone write to the event log"
             )
+        if self.env == "production" and not self.jwt_secret:
+            raise SettingsError(
+                "CHARGELINE_JWT_SECRET is required when CHARGELINE_ENV=production: it signs drivers' tokens"
+            )
         warnings = []
         if not self.webhook_secret:
             warnings.append("CHARGELINE_WEBHOOK_SECRET is not set: eDRV webhook signatures are NOT verified")
+        if not self.jwt_secret:
+            warnings.append(
+                f"CHARGELINE_JWT_SECRET is not set: drivers' tokens use a development key in {self.data_dir}"
+            )
         if not self.admin_token:
             warnings.append("CHARGELINE_ADMIN_TOKEN is not set: the admin API refuses every request")
         return warnings

@@ -15,6 +15,7 @@ from litestar.plugins.problem_details import (
 )
 
 from service.eventlog.model import ConcurrencyError, StoreUnavailable
+from service.queue.decide import Rejected
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,14 @@ def _concurrency_conflict(exc: ConcurrencyError) -> ProblemDetailsException:
     return problem(409, "Conflict", str(exc), stream_id=exc.stream_id, actual_version=exc.actual)
 
 
+def _rejected(exc: Rejected) -> ProblemDetailsException:
+    """A command the queue refuses in its current state; ``code`` says which rule, for apps to branch on."""
+    extra: dict[str, Any] = {"code": exc.code}
+    if exc.ticket is not None:
+        extra.update(ticket_id=exc.ticket.id, ticket_url=f"/v1/tickets/{exc.ticket.id}")
+    return problem(409, "Conflict", exc.detail, **extra)
+
+
 def _unexpected(exc: Exception) -> ProblemDetailsException:
     log.error("unhandled error", exc_info=exc)
     return problem(500, "Internal Server Error", "an unexpected error occurred; it has been logged")
@@ -73,6 +82,7 @@ def problem_details_plugin() -> ProblemDetailsPlugin:
             exception_to_problem_detail_map={
                 StoreUnavailable: _store_unavailable,
                 ConcurrencyError: _concurrency_conflict,
+                Rejected: _rejected,
                 Exception: _unexpected,
             },
         )

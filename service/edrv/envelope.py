@@ -100,6 +100,14 @@ def resource_kind(envelope: Envelope) -> str:
 def stream_id_for(envelope: Envelope, resource_id: str | None) -> str:
     """``chargestation-<id>``, ``session-<id>``, ``location-<id>``, ``action-<id>``, else ``<object>-<id>``.
 
-    A resource without an ``_id`` of its own gets a stream named after the delivery id.
+    A resource without an ``_id`` of its own gets a stream named after the delivery id. Kinds that name
+    Chargeline's own streams are prefixed, so a delivery can never write into a queue's stream.
     """
-    return f"{resource_kind(envelope)}-{resource_id or envelope.id}"
+    kind = resource_kind(envelope)
+    if kind in OWN_KINDS:
+        kind = f"edrv_{kind}"
+    return f"{kind}-{resource_id or envelope.id}"
+
+
+OWN_KINDS = frozenset({"queue", "ticket"})
+"""Stream kinds Chargeline writes itself (``queue-<location_id>``)."""

@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
+from service.db.lease import lease_key
 from service.eventlog.store import EventStore, read_types_after
-from service.projections.runner import Poison, lease_key, record_poisons
-from service.projections.table import TableProjection
+from service.projections.runner import Poison, record_poisons
+from service.projections.table import TableProjection, poison_of
 
 if TYPE_CHECKING:
     Connection = asyncpg.Connection[asyncpg.Record]
@@ -87,11 +88,11 @@ async def _fold_history(
         page, _ = await read_types_after(connection, position, PAGE, projection.event_types or ())
         events = [event for event in page if event.position <= head]  # the rest is for the catch-up
         for event in events:
-            key = event.stream_id.removeprefix(projection.stream_prefix)
             try:
+                key = projection.key_of(event)
                 view = projection.evolve(views.get(key), event)
             except Exception as exc:  # a poison event, skipped as the live runner skips it
-                poisons.append(Poison(event.position, event.type, f"{type(exc).__name__}: {exc}"))
+                poisons.append(poison_of(event, exc))
                 continue
             if view is not None and view is not views.get(key):  # as TableProjection.apply decides
                 views[key], last[key] = view, event.position

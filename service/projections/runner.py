@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
+import contextlib
 import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Protocol
 import asyncpg
 import msgspec
 
+from service.db.lease import try_lease
 from service.eventlog.doorbell import Doorbell
 from service.eventlog.model import RecordedEvent
 from service.eventlog.store import EventStore, read_after, read_types_after
@@ -32,7 +33,14 @@ if TYPE_CHECKING:
     Connection = asyncpg.Connection[asyncpg.Record]
 
 # Errors that say nothing about the events: the step is retried as a whole, later.
-_CONNECTION_ERRORS = (asyncpg.PostgresConnectionError, asyncpg.AdminShutdownError, asyncpg.QueryCanceledError)
+_TRANSIENT_ERRORS = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.AdminShutdownError,
+    asyncpg.QueryCanceledError,
+    asyncpg.DeadlockDetectedError,
+    asyncpg.SerializationError,
+    asyncpg.LockNotAvailableError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -57,13 +65,6 @@ class Projection(Protocol):
         ...
 
 
-def lease_key(name: str) -> int:
-    """A stable signed 64-bit advisory-lock key per projection."""
-    return int.from_bytes(
-        hashlib.sha256(f"chargeline.projection.{name}".encode()).digest()[:8], "big", signed=True
-    )
-
-
 class ProjectionRunner:
     def __init__(
         self,
@@ -83,6 +84,22 @@ class ProjectionRunner:
         self.pace_s = pace_s
         self.active = asyncio.Event()
         """Set while this runner holds the lease."""
+        self.position = 0
+        """The checkpoint as of this runner's last step (meaningful while active)."""
+        self._stepped = asyncio.Event()
+
+    async def reached(self, position: int, timeout_s: float) -> bool:
+        """Wait until this runner's read model reflects ``position`` (read-your-writes for a command
+        that just appended); False if it did not within the timeout, or another process runs it."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while self.position < position:
+            remaining = deadline - asyncio.get_running_loop().time()
+            if not self.active.is_set() or remaining <= 0:
+                return False
+            stepped = self._stepped
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stepped.wait(), remaining)
+        return True
 
     async def run(self) -> None:
         """Forever: take the lease when free, then keep the read model caught up."""
@@ -97,15 +114,10 @@ class ProjectionRunner:
             await asyncio.sleep(self.retry_s)
 
     async def _lead(self) -> None:
-        # A dedicated connection, closed (never pooled) at the end: closing is what releases the lease.
-        async with self.store.engine.connect() as holder:
-            raw = await holder.get_raw_connection()
-            lease: Connection = raw.driver_connection  # type: ignore[assignment]
+        async with try_lease(self.store.engine, self.projection.name) as lease:
+            if lease is None:
+                return  # another process leads; try again after the pause
             try:
-                if not await lease.fetchval(
-                    "SELECT pg_try_advisory_lock($1)", lease_key(self.projection.name)
-                ):
-                    return  # another process leads; try again after the pause
                 self.active.set()
                 log.info("projection %s: this process runs it", self.projection.name)
                 while not lease.is_closed():
@@ -121,7 +133,6 @@ class ProjectionRunner:
                     await self.doorbell.wait()  # caught up and quiet
             finally:
                 self.active.clear()
-                await holder.invalidate()
 
     async def _apply(self, connection: Connection, events: Sequence[RecordedEvent]) -> list[Poison]:
         """Apply a batch; if PostgreSQL refuses it, find the events it refuses one by one (each in a
@@ -131,7 +142,7 @@ class ProjectionRunner:
             async with connection.transaction():  # a savepoint inside the step's transaction
                 return await self.projection.apply(connection, events)
         except asyncpg.PostgresError as exc:
-            if isinstance(exc, _CONNECTION_ERRORS):
+            if isinstance(exc, _TRANSIENT_ERRORS):
                 raise
             if len(events) == 1:
                 return [Poison(events[0].position, events[0].type, f"{type(exc).__name__}: {exc}")]
@@ -158,6 +169,7 @@ class ProjectionRunner:
                 events, head = await read_types_after(connection, position, self.batch_size, event_types)
                 next_position = events[-1].position if len(events) == self.batch_size else head
             if next_position == position:
+                self.position = position
                 return 0
             poisons = await self._apply(connection, events) if events else []
             await record_poisons(connection, name, poisons)
@@ -166,6 +178,9 @@ class ProjectionRunner:
                 name,
                 next_position,
             )
+        self.position = next_position
+        stepped, self._stepped = self._stepped, asyncio.Event()
+        stepped.set()
         PROJECTION_POSITION.labels(name).set(next_position)
         PROJECTION_LAG.labels(name).set(max(self.doorbell.head - next_position, 0))
         if poisons:

@@ -29,6 +29,10 @@ class TableProjection(ABC, Generic[View]):
     tables: tuple[str, ...]
     """The read model's tables (a rebuild builds fresh ones beside them, then swaps)."""
 
+    def key_of(self, event: RecordedEvent) -> str:
+        """Which view an event belongs to: by default, the one of its stream."""
+        return event.stream_id.removeprefix(self.stream_prefix)
+
     @abstractmethod
     def evolve(self, view: View | None, event: RecordedEvent) -> View | None:
         """The pure fold."""
@@ -42,19 +46,23 @@ class TableProjection(ABC, Generic[View]):
         """Upsert these views, each with the position of the last event it reflects."""
 
     async def apply(self, connection: Connection, events: Sequence[RecordedEvent]) -> list[Poison]:
-        relevant = [event for event in events if self.event_types is None or event.type in self.event_types]
-        if not relevant:
-            return []
-        keys = list({event.stream_id.removeprefix(self.stream_prefix) for event in relevant})
-        views = await self.load(connection, keys)
+        poisons: list[Poison] = []
+        keyed: list[tuple[str, RecordedEvent]] = []
+        for event in events:
+            if self.event_types is None or event.type in self.event_types:
+                try:
+                    keyed.append((self.key_of(event), event))
+                except Exception as exc:  # whatever a fold cannot take: record it, never stall on it
+                    poisons.append(poison_of(event, exc))
+        if not keyed:
+            return poisons
+        views = await self.load(connection, list({key for key, _ in keyed}))
         changed: dict[str, tuple[View, int]] = {}
-        poisons = []
-        for event in relevant:
-            key = event.stream_id.removeprefix(self.stream_prefix)
+        for key, event in keyed:
             try:
                 view = self.evolve(views.get(key), event)
-            except Exception as exc:  # whatever a fold cannot take: record it, never stall on it
-                poisons.append(Poison(event.position, event.type, f"{type(exc).__name__}: {exc}"))
+            except Exception as exc:
+                poisons.append(poison_of(event, exc))
                 continue
             if view is not None and view is not views.get(key):
                 views[key] = view
@@ -62,3 +70,7 @@ class TableProjection(ABC, Generic[View]):
         if changed:
             await self.save(connection, list(changed.values()))
         return poisons
+
+
+def poison_of(event: RecordedEvent, exc: Exception) -> Poison:
+    return Poison(event.position, event.type, f"{type(exc).__name__}: {exc}")

@@ -1,0 +1,1 @@
+"""The pure queue domain: tickets, offers, policy; decide and evolve."""

@@ -184,30 +184,15 @@ def _session_started(state: QueueState, command: RecordSessionStart, now: dateti
     if state.sessions_seen.get(spot) == command.session_id:
         return []  # already acted on (a redelivery, or a second report of the same start)
     holder = state.holder_of(spot)
+    if holder is not None and holder.edrv_user_id is not None and holder.edrv_user_id == command.edrv_user_id:
+        return [_fulfilled(holder, command, now)]  # the driver it was offered to: the common case
     mine = state.ticket_of_edrv_user(command.edrv_user_id) if command.edrv_user_id else None
     events: list[QueueEvent] = []
     if mine is not None:
-        events.append(
-            TicketFulfilled(
-                ticket_id=mine.id,
-                at=now,
-                session_id=command.session_id,
-                chargestation_id=command.chargestation_id,
-                connector_id=command.connector_id,
-                jumped=holder is not None and holder is not mine,
-            )
-        )
-    if holder is not None and holder is not mine:
+        events.append(_fulfilled(mine, command, now, jumped=holder is not None))
+    if holder is not None:
         if mine is None and holder.edrv_user_id is None:
-            events.append(
-                TicketFulfilled(
-                    ticket_id=holder.id,
-                    at=now,
-                    session_id=command.session_id,
-                    chargestation_id=command.chargestation_id,
-                    connector_id=command.connector_id,
-                )
-            )
+            events.append(_fulfilled(holder, command, now))  # anyone may be its driver
         else:
             events.append(
                 OfferRevoked(
@@ -220,6 +205,19 @@ def _session_started(state: QueueState, command: RecordSessionStart, now: dateti
                 )
             )
     return events
+
+
+def _fulfilled(
+    ticket: Ticket, command: RecordSessionStart, now: datetime, *, jumped: bool = False
+) -> TicketFulfilled:
+    return TicketFulfilled(
+        ticket_id=ticket.id,
+        at=now,
+        session_id=command.session_id,
+        chargestation_id=command.chargestation_id,
+        connector_id=command.connector_id,
+        jumped=jumped,
+    )
 
 
 def _revocations(state: QueueState, states: dict[str, ConnectorState], now: datetime) -> list[QueueEvent]:

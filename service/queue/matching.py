@@ -38,3 +38,19 @@ def assign_offers(
         free.remove(best)
         offers.append((ticket, best))
     return offers
+
+
+def standing(
+    ticket: Ticket, line: Sequence[Ticket], connectors: Sequence[SiteConnector]
+) -> tuple[int | None, int | None]:
+    """A waiting ticket's place: its 1-based position among the waiting tickets, and how many of those
+    before it compete with it (could take a connector it can use). (None, None) when not waiting."""
+    if ticket.status != "waiting":
+        return None, None
+    waiting = [t for t in line if t.status == "waiting" and t.id != ticket.id]
+    before = [t for t in waiting if t.line_key() < ticket.line_key()]
+    usable = [c for c in connectors if ticket.requirements.accepts(c)]
+    if not usable:
+        return len(before) + 1, len(before)
+    rivals = sum(any(t.requirements.accepts(c) for c in usable) for t in before)
+    return len(before) + 1, rivals

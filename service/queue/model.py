@@ -20,6 +20,29 @@ ConnectorState = Literal["offerable", "in_use", "faulted", "unavailable", "offli
 only the session tells. ``faulted`` / ``unavailable`` / ``offline`` end any offer on it."""
 
 
+_IN_USE = frozenset({"preparing", "charging", "suspended_ev", "suspended_evse", "finishing", "occupied"})
+_BLOCKED: dict[str, ConnectorState] = {
+    "faulted": "faulted",
+    "unavailable": "unavailable",
+    "reserved": "unavailable",  # reserved by someone else, through OCPP: not ours to offer
+}
+
+
+def classify_connector(
+    status: str, *, online: bool, station_active: bool, connector_active: bool
+) -> ConnectorState:
+    """A connector's OCPP status (normalised, snake case) and its station's state, as the queue reads them."""
+    if not online:
+        return "offline"
+    if not (station_active and connector_active):
+        return "unavailable"
+    if status == "available":
+        return "offerable"
+    if status in _IN_USE:
+        return "in_use"
+    return _BLOCKED.get(status, "unknown")
+
+
 def normalise_connector_type(raw: str) -> str:
     """``Type2`` / ``TYPE_2`` / ``type 2`` → ``TYPE2``: drivers and stations spell types differently."""
     return re.sub(r"[^A-Z0-9]", "", raw.upper())

@@ -13,6 +13,7 @@ from tests.conftest import Db, empty_the_log
 
 SECRET = "whsec_api_tests"
 ADMIN_TOKEN = "admin-token-for-tests"
+JWT_SECRET = "jwt-secret-for-tests-0123456789abcdef"
 
 Client = AsyncTestClient[Litestar]
 
@@ -23,7 +24,12 @@ async def _empty_log(db: Db) -> None:
 
 
 def settings_for_tests(tmp_path: Path, **overrides: object) -> Settings:
-    base: dict[str, object] = {"data_dir": tmp_path, "admin_token": ADMIN_TOKEN, "webhook_secret": None}
+    base: dict[str, object] = {
+        "data_dir": tmp_path,
+        "admin_token": ADMIN_TOKEN,
+        "webhook_secret": None,
+        "jwt_secret": JWT_SECRET,
+    }
     base.update(overrides)
     return load_settings({}, **base)
 

@@ -26,7 +26,7 @@ async def test_status_shows_every_projection_catching_up_to_the_head(client: Cli
     body = await statuses(client)
     assert body["head"] == head
     by_name = {p["name"]: p for p in body["projections"]}
-    assert set(by_name) == {"locations", "connector_availability", "sessions"}
+    assert set(by_name) == {"locations", "connector_availability", "sessions", "tickets"}
     assert (by_name["locations"]["lag"], by_name["sessions"]["errors"]) == (0, 0)
     assert (await client.get("/v1/admin/projections")).status_code == 401
 

@@ -114,9 +114,9 @@ def test_serve_accepts_the_scenario_and_keeps_it_across_a_restart(server: Server
     assert len(tail) == 14
     assert tail[-1].split()[-1] == json.loads(lines[-1])["type"]
     rebuilt = server.chargeline("projections", "rebuild")  # beside the running service
-    assert rebuilt.count("swapped in at") == 3
+    assert rebuilt.count("swapped in at") == 4  # every projection, tickets too
     status = server.chargeline("projections", "status")
-    assert all(name in status for name in ("locations", "connector_availability", "sessions"))
+    assert all(name in status for name in ("locations", "connector_availability", "sessions", "tickets"))
     with httpx.Client(base_url=server.url) as http:
         connectors = http.get("/v1/connectors", params={"offerable": "true"}).json()["connectors"]
         assert [c["id"][-2:] for c in connectors] == ["d1"]

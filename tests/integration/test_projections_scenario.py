@@ -47,6 +47,7 @@ async def test_scenario_end_state_in_the_read_models(store: EventStore, db: Db) 
         ("locations", head),
         ("connector_availability", head),
         ("sessions", head),
+        ("tickets", head),
     }
 
 

@@ -53,6 +53,15 @@ def test_development_without_secrets_starts_with_warnings() -> None:
     warnings = load_settings({}).check_startup()
     assert any("signatures are NOT verified" in warning for warning in warnings)
     assert any("CHARGELINE_ADMIN_TOKEN" in warning for warning in warnings)
-    assert (
-        load_settings({"CHARGELINE_WEBHOOK_SECRET": "s", "CHARGELINE_ADMIN_TOKEN": "t"}).check_startup() == []
-    )
+    assert any("CHARGELINE_JWT_SECRET" in warning for warning in warnings)
+    configured = {
+        "CHARGELINE_WEBHOOK_SECRET": "s",
+        "CHARGELINE_ADMIN_TOKEN": "t",
+        "CHARGELINE_JWT_SECRET": "j",
+    }
+    assert load_settings(configured).check_startup() == []
+
+
+def test_production_refuses_to_start_without_a_jwt_secret() -> None:
+    with pytest.raises(SettingsError, match="CHARGELINE_JWT_SECRET"):
+        load_settings({"CHARGELINE_ENV": "production", "CHARGELINE_WEBHOOK_SECRET": "s"}).check_startup()

@@ -1,0 +1,118 @@
+"""The dispatcher: reacts, in log order, to what happens at the stations and in the queues, and moves the
+queues on (offers, revocations, fulfilments).
+
+It runs under the projection runner (one active process, checkpointed, poison events recorded), but it
+is not a read model: its effect is the queue events it appends. Those are exactly-once in effect
+although the dispatcher may see an event twice (a crash between its appends and its checkpoint, a second
+process): every decision is made from the queue's current state and appended with that state's version,
+so what already happened is never decided again, and a decision raced by another writer is re-made.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from service.dispatch.queues import STREAM_PREFIX, Queues
+from service.dispatch.site import load_stations, save_stations, site_connectors
+from service.eventlog.model import RecordedEvent
+from service.projections.availability import STATION_EVENTS, StationView, evolve_station
+from service.projections.resources import SessionPayload, decode
+from service.projections.runner import Poison
+from service.projections.table import poison_of
+from service.queue.commands import Dispatch, RecordSessionStart
+from service.queue.events import QUEUE_EVENT_TYPES, OfferAccepted, QueuePaused, TicketOffered
+from service.queue.model import SiteConnector
+
+if TYPE_CHECKING:
+    import asyncpg
+
+    Connection = asyncpg.Connection[asyncpg.Record]
+
+log = logging.getLogger(__name__)
+
+SESSION_STARTED = "session.started"
+# Queue events after which there may be something to offer (an offer or an accept frees nothing).
+_QUIET = {TicketOffered.TYPE, OfferAccepted.TYPE, QueuePaused.TYPE}
+QUEUE_TRIGGERS = tuple(t for t in QUEUE_EVENT_TYPES if t not in _QUIET)
+
+
+class Dispatcher:
+    name = "dispatcher"
+    event_types: tuple[str, ...] | None = (*STATION_EVENTS, SESSION_STARTED, *QUEUE_TRIGGERS)
+
+    def __init__(self, queues: Queues) -> None:
+        self.queues = queues
+
+    async def apply(self, connection: Connection, events: Sequence[RecordedEvent]) -> list[Poison]:
+        poisons: list[Poison] = []
+        sessions: dict[int, SessionPayload] = {}
+        for event in events:
+            if event.type == SESSION_STARTED:
+                try:
+                    sessions[event.position] = decode(SessionPayload, event.data)
+                except Exception as exc:  # an event the dispatcher cannot read: recorded, never a stall
+                    poisons.append(poison_of(event, exc))
+        stations = await load_stations(
+            connection,
+            {e.stream_id.removeprefix("chargestation-") for e in events if e.type in STATION_EVENTS}
+            | {s.chargestation for s in sessions.values() if s.chargestation},
+        )
+        changed: dict[str, tuple[StationView, int]] = {}
+        starts: dict[str, list[RecordSessionStart]] = {}
+        touched: dict[str, None] = {}  # locations to dispatch, in the order they were first touched
+        for event in events:
+            if event.type in STATION_EVENTS:
+                key = event.stream_id.removeprefix("chargestation-")
+                before = stations.get(key)
+                try:
+                    after = evolve_station(before, event)
+                except Exception as exc:
+                    poisons.append(poison_of(event, exc))
+                    continue
+                if after is not None and after is not before:
+                    stations[key] = after
+                    changed[key] = (after, event.position)
+                    for location in (before.location_id if before else None, after.location_id):
+                        if location:
+                            touched[location] = None
+            elif event.position in sessions:
+                start = _start_of(sessions[event.position], stations)
+                if start is not None:
+                    location, command = start
+                    starts.setdefault(location, []).append(command)
+                    touched[location] = None
+            elif event.stream_id.startswith(STREAM_PREFIX):
+                touched[event.stream_id.removeprefix(STREAM_PREFIX)] = None
+        if changed:
+            await save_stations(connection, list(changed.values()))
+        # The stations as saved above are visible to this transaction only: read them here, then let
+        # each location's decisions run side by side (they touch different streams).
+        sites = {location: await site_connectors(connection, location) for location in touched}
+        await asyncio.gather(*(self._advance(loc, starts.get(loc, []), sites[loc]) for loc in touched))
+        return poisons
+
+    async def _advance(
+        self, location_id: str, starts: list[RecordSessionStart], connectors: tuple[SiteConnector, ...]
+    ) -> None:
+        for start in starts:
+            await self.queues.execute(location_id, start, actor="dispatcher")
+        await self.queues.execute(location_id, Dispatch(connectors=connectors), actor="dispatcher")
+
+
+def _start_of(
+    session: SessionPayload, stations: dict[str, StationView]
+) -> tuple[str, RecordSessionStart] | None:
+    """The location and command for a session start, if it is at a station (and connector) we know."""
+    station = stations.get(session.chargestation or "")
+    if station is None or station.location_id is None or session.connector is None:
+        return None
+    command = RecordSessionStart(
+        session_id=session.id,
+        chargestation_id=station.id,
+        connector_id=session.connector,
+        edrv_user_id=session.user,
+    )
+    return station.location_id, command
