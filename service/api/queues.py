@@ -6,14 +6,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import msgspec
-from litestar import get, post, put
+from litestar import Request, get, post, put
+from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
 from service.api.auth import ADMIN_SECURITY, require_admin
 from service.api.problems import problem, problem_responses
 from service.api.ticket_out import OfferOut, RequirementsOut, TicketOut, present
-from service.api.tickets import LocationId, TicketId
+from service.api.tickets import LocationId, TicketId, settle
 from service.dispatch.queues import Queues, ticket_after
 from service.projections import queue_queries
 from service.queue.commands import Command, PauseQueue, RemoveTicket, ResumeQueue, SetQueuePolicy
@@ -189,7 +190,10 @@ async def resume_queue(queues: NamedDependency[Queues], location_id: LocationId)
     ),
 )
 async def remove_ticket(
-    queues: NamedDependency[Queues], ticket_id: TicketId, data: JSONBody[Removal]
+    request: Request[object, object, State],
+    queues: NamedDependency[Queues],
+    ticket_id: TicketId,
+    data: JSONBody[Removal],
 ) -> TicketOut:
     async with queues.store.connection() as connection:
         ticket = await queue_queries.ticket(connection, ticket_id)
@@ -198,6 +202,8 @@ async def remove_ticket(
     now = datetime.now(UTC)
     command = RemoveTicket(ticket_id=ticket_id, reason=data.reason)
     outcome = await queues.execute(ticket.location_id, command, actor="operator", now=now)
+    if outcome.position is not None:
+        await settle(request.app.state, queues.store, outcome.position)
     async with queues.store.connection() as connection:
         site = await queue_queries.site(connection, ticket.location_id, now)
     after = ticket_after(outcome, ticket_id) or ticket

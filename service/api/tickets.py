@@ -21,7 +21,7 @@ from litestar.params import HeaderParameter, JSONBody, PathParameter
 from service.api.drivers import DRIVER_SECURITY, Driver
 from service.api.problems import problem, problem_responses
 from service.api.ticket_out import TicketOut, present
-from service.dispatch.queues import Outcome, Queues, ticket_after
+from service.dispatch.queues import Outcome, Queues, stream_of, ticket_after
 from service.eventlog.store import EventStore
 from service.projections import queue_queries
 from service.projections.runner import ProjectionRunner
@@ -131,15 +131,26 @@ async def join_queue(
     responses=problem_responses(**DRIVER_ERRORS, e404="No such ticket of yours"),
 )
 async def get_ticket(
-    driver: NamedDependency[Driver], queues: NamedDependency[Queues], ticket_id: TicketId
+    request: Request[object, object, State],
+    driver: NamedDependency[Driver],
+    queues: NamedDependency[Queues],
+    ticket_id: TicketId,
 ) -> TicketOut:
     ticket = await _own_ticket(queues.store, driver, ticket_id)
     now = datetime.now(UTC)
     state = await queues.load(ticket.location_id)
-    fresh = state.tickets.get(ticket.id, ticket)  # the queue's own state is never behind the read model
+    fresh = state.tickets.get(ticket.id)  # the queue's own state is never behind the read model
+    if fresh is None and ticket.live:
+        # It ended a moment ago and the read model has not caught up yet: wait until it has.
+        async with queues.store.connection() as connection:
+            last = await connection.fetchval(
+                "SELECT max(position) FROM events WHERE stream_id = $1", stream_of(ticket.location_id)
+            )
+        await settle(request.app.state, queues.store, last)
+        ticket = await _own_ticket(queues.store, driver, ticket_id)
     async with queues.store.connection() as connection:
         site = await queue_queries.site(connection, ticket.location_id, now)
-    return present(fresh, state.line(), site, state.policy, now)
+    return present(fresh or ticket, state.line(), site, state.policy, now)
 
 
 @post(

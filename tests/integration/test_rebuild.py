@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from service.dispatch.queues import Queues
 from service.edrv.intake import EdrvIntake
 from service.eventlog.doorbell import Doorbell
 from service.eventlog.store import EventStore
@@ -17,6 +18,7 @@ from service.projections.catalog import PROJECTIONS
 from service.projections.rebuild import RebuildInProgress, rebuild
 from service.projections.runner import ProjectionRunner
 from tests.conftest import FIXTURES, Db
+from tests.queue_traffic import play
 
 STATUSES = ["Available", "Preparing", "Charging", "SuspendedEV", "Finishing", "Faulted", "Unavailable"]
 T0 = datetime(2024, 5, 3, 8, tzinfo=UTC)
@@ -98,9 +100,11 @@ async def test_rebuilding_every_projection_reproduces_the_live_tables_exactly(
     scenario = (FIXTURES / "scenario.one-location-day.jsonl").read_bytes().splitlines()
     for body in [*scenario, *random_traffic(seed, 300)]:
         await intake.receive(body, signature=None, content_type="application/json")
+    await play(Queues(store), seed, 200)  # drivers, operators, deadlines: the tickets read model
     await catch_up(store)
     live = await content_hashes(db)
     assert await db.fetchval("SELECT count(*) FROM connectors") > 3
+    assert await db.fetchval("SELECT count(DISTINCT status) FROM tickets") >= 4
 
     for projection in PROJECTIONS.values():
         await rebuild(store, projection)
