@@ -226,7 +226,8 @@ async def test_the_public_board_shows_counts_the_anonymised_line_and_free_connec
         (2, "waiting", ["TYPE2"]),
     ]
     assert board["line"][0]["offer"]["connector_id"] == "ccs"
-    assert "id" not in board["line"][0] and "driver_id" not in board["line"][0]
+    assert "id" not in board["line"][0]
+    assert "driver_id" not in board["line"][0]
     assert board["offerable_connectors"] == [
         {"chargestation_id": "st-fast", "connector_id": "chademo", "type": "CHADEMO", "power_kw": 50.0}
     ]

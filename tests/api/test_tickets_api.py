@@ -133,7 +133,8 @@ async def test_a_new_ticket_waits_in_line_with_its_place_and_normalised_requirem
     ]
     # Ahead: only those who compete for a connector this driver can use (bob wants Type2 only).
     assert (second["ahead"], third["ahead"]) == (0, 1)
-    assert third["offer"] is None and third["version"] == 1
+    assert third["offer"] is None
+    assert third["version"] == 1
     fetched = await client.get(f"/v1/tickets/{third['id']}", headers=driver("carol"))
     assert fetched.status_code == 200
     assert fetched.json() == third | {"eta": fetched.json()["eta"]}
