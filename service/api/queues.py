@@ -13,7 +13,7 @@ from litestar.params import JSONBody
 
 from service.api.auth import ADMIN_SECURITY, require_admin
 from service.api.problems import problem, problem_responses
-from service.api.ticket_out import OfferOut, RequirementsOut, TicketOut, present
+from service.api.ticket_out import OfferOut, RequirementsOut, TicketOut, offer_out, present, requirements_out
 from service.api.tickets import LocationId, TicketId, settle
 from service.dispatch.queues import Queues, ticket_after
 from service.projections import queue_queries
@@ -100,13 +100,12 @@ async def get_queue(queues: NamedDependency[Queues], location_id: LocationId) ->
         line=[
             LineEntry(
                 place=place,
-                status=out.status,
-                requirements=out.requirements,
+                status=ticket.status,
+                requirements=requirements_out(ticket),
                 waited_s=max(int((now - ticket.created_at).total_seconds()), 0),
-                offer=out.offer,
+                offer=offer_out(ticket),
             )
             for place, ticket in enumerate(line, 1)
-            for out in (present(ticket, line, site, state.policy, now),)
         ],
         offerable_connectors=[
             FreeConnector(

@@ -82,23 +82,14 @@ def present(ticket: Ticket, line: Sequence[Ticket], site: Site, policy: Policy, 
                 estimate, low_s=max(estimate.low_s, wait), high_s=max(estimate.high_s, wait)
             )
         eta = None if estimate is None else EtaOut(estimate.low_s, estimate.high_s)
-    offer = ticket.offer if ticket.status in ("offered", "held") else None
     return TicketOut(
         id=ticket.id,
         location_id=ticket.location_id,
         status=ticket.status,
         position=position,
         ahead=ahead,
-        requirements=RequirementsOut(
-            list(ticket.requirements.connector_types),
-            ticket.requirements.min_power_kw,
-            list(ticket.requirements.chargestation_ids),
-        ),
-        offer=None
-        if offer is None
-        else OfferOut(
-            offer.chargestation_id, offer.connector_id, offer.offered_at, offer.respond_by, offer.hold_until
-        ),
+        requirements=requirements_out(ticket),
+        offer=offer_out(ticket),
         snoozes_used=ticket.snoozes_used,
         snoozes_left=max(policy.max_snoozes - ticket.snoozes_used, 0),
         snoozed_until=ticket.snoozed_until if ticket.status == "waiting" else None,
@@ -108,4 +99,19 @@ def present(ticket: Ticket, line: Sequence[Ticket], site: Site, policy: Policy, 
         created_at=ticket.created_at,
         updated_at=ticket.updated_at,
         version=ticket.version,
+    )
+
+
+def requirements_out(ticket: Ticket) -> RequirementsOut:
+    needs = ticket.requirements
+    return RequirementsOut(list(needs.connector_types), needs.min_power_kw, list(needs.chargestation_ids))
+
+
+def offer_out(ticket: Ticket) -> OfferOut | None:
+    """The live offer: an ended ticket keeps its last offer in the log, but it is no longer an offer."""
+    offer = ticket.offer
+    if offer is None or ticket.status not in ("offered", "held"):
+        return None
+    return OfferOut(
+        offer.chargestation_id, offer.connector_id, offer.offered_at, offer.respond_by, offer.hold_until
     )

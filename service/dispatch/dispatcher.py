@@ -88,10 +88,11 @@ class Dispatcher:
                 touched[event.stream_id.removeprefix(STREAM_PREFIX)] = None
         if changed:
             await save_stations(connection, list(changed.values()))
+        queued = await _with_queues(connection, list(touched))
         # The stations as saved above are visible to this transaction only: read them here, then let
         # each location's decisions run side by side (they touch different streams).
-        sites = {location: await site_connectors(connection, location) for location in touched}
-        await asyncio.gather(*(self._advance(loc, starts.get(loc, []), sites[loc]) for loc in touched))
+        sites = {location: await site_connectors(connection, location) for location in queued}
+        await asyncio.gather(*(self._advance(loc, starts.get(loc, []), sites[loc]) for loc in queued))
         return poisons
 
     async def _advance(
@@ -100,6 +101,20 @@ class Dispatcher:
         for start in starts:
             await self.queues.execute(location_id, start, actor="dispatcher")
         await self.queues.execute(location_id, Dispatch(connectors=connectors), actor="dispatcher")
+
+
+async def _with_queues(connection: Connection, locations: list[str]) -> list[str]:
+    """The locations whose queue has ever had an event (most sites never have a queue)."""
+    rows = await connection.fetch(
+        """
+        SELECT l.location_id FROM unnest($1::text[]) WITH ORDINALITY AS l(location_id, n)
+         WHERE EXISTS (SELECT 1 FROM events WHERE stream_id = $2 || l.location_id)
+         ORDER BY l.n
+        """,
+        locations,
+        STREAM_PREFIX,
+    )
+    return [row[0] for row in rows]
 
 
 def _start_of(

@@ -79,6 +79,13 @@ def test_missing_object_falls_back_to_the_type_prefix() -> None:
     assert stream_id_for(envelope, resource_id) == "rate-abc"
 
 
+@pytest.mark.parametrize(("object_", "type_"), [("queue", "queue.paused"), (None, "ticket.offered")])
+def test_a_delivery_can_never_write_into_a_stream_of_chargelines_own(object_: str | None, type_: str) -> None:
+    body = {"_id": "d1", "type": type_, "data": {"_id": "loc-1"}} | ({"object": object_} if object_ else {})
+    envelope, resource_id = decode_envelope(json.dumps(body).encode())
+    assert not stream_id_for(envelope, resource_id).startswith(("queue-", "ticket-"))
+
+
 def test_resource_without_an_id_gets_a_stream_named_after_the_delivery() -> None:
     envelope, resource_id = decode_envelope(envelope_of(object="payment", data={"amount": 1}))
     assert resource_id is None
