@@ -120,7 +120,10 @@ class ChargelinePlugin(InitPluginProtocol):
             }
         )
         async with Doorbell(engine) as doorbell:
-            runners = [ProjectionRunner(store, projection, doorbell) for projection in PROJECTIONS.values()]
+            runners = [
+                ProjectionRunner(store, projection, doorbell, pace_s=projection.pace_s)
+                for projection in PROJECTIONS.values()
+            ]
             # The dispatcher moves queues on: the first event after a quiet spell is acted on at once,
             # and under steady ingest it steps every few milliseconds instead of the read models' 100.
             dispatcher = ProjectionRunner(store, Dispatcher(queues), doorbell, pace_s=0.005)

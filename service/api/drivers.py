@@ -8,6 +8,7 @@ accepted, so ``alg: none`` and algorithm-confusion tokens are refused.
 from __future__ import annotations
 
 import hashlib
+import os
 import secrets
 import time
 from pathlib import Path
@@ -39,9 +40,16 @@ def token_secret(settings: Settings) -> str:
     path = Path(settings.data_dir) / DEV_SECRET_FILE
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch(mode=0o600, exist_ok=True)
-        if not path.read_text():
-            path.write_text(secrets.token_urlsafe(32))
+        draft = path.with_name(f".{path.name}.{os.getpid()}")
+        descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(secrets.token_urlsafe(32))
+        try:
+            os.link(draft, path)  # atomic: of two processes starting at once, one key wins
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
     return path.read_text().strip()
 
 

@@ -28,6 +28,8 @@ class TableProjection(ABC, Generic[View]):
     """Streams are ``<prefix><key>``; the key is the row's id."""
     tables: tuple[str, ...]
     """The read model's tables (a rebuild builds fresh ones beside them, then swaps)."""
+    pace_s: float = 0.1
+    """How long the runner lets work gather after a step that did some (see ``ProjectionRunner``)."""
 
     def key_of(self, event: RecordedEvent) -> str:
         """Which view an event belongs to: by default, the one of its stream."""

@@ -42,6 +42,7 @@ class TicketsProjection(TableProjection[Ticket]):
     event_types: tuple[str, ...] | None = TICKET_EVENT_TYPES
     stream_prefix = QUEUE_STREAM_PREFIX
     tables = ("tickets",)
+    pace_s = 0.005  # drivers' commands wait for their ticket to show here (read-your-writes)
 
     def key_of(self, event: RecordedEvent) -> str:
         if not event.stream_id.startswith(QUEUE_STREAM_PREFIX):
