@@ -59,7 +59,9 @@ def _changed(ticket: Ticket, event: TicketEvent) -> Ticket:
                 offered_at=event.at,
                 respond_by=event.respond_by,
             )
-            return replace(ticket, status="offered", offer=offer, priority=False, snoozed_until=None)
+            return replace(
+                ticket, status="offered", offer=offer, priority=False, snoozed_until=None, reason=None
+            )
         case OfferAccepted():
             held = replace(ticket.offer, hold_until=event.hold_until) if ticket.offer else None
             return replace(ticket, status="held", offer=held)
