@@ -24,7 +24,6 @@ from service.projections.runner import Poison
 from service.projections.table import poison_of
 from service.queue.commands import Dispatch, RecordSessionStart
 from service.queue.events import QUEUE_EVENT_TYPES, OfferAccepted, QueuePaused, TicketOffered
-from service.queue.model import SiteConnector
 
 if TYPE_CHECKING:
     import asyncpg
@@ -34,6 +33,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SESSION_STARTED = "session.started"
+PARALLEL_LOCATIONS = 4
+"""Locations decided at once in a step: enough to overlap round trips, few enough to leave the pool
+to the requests."""
 # Queue events after which there may be something to offer (an offer or an accept frees nothing).
 _QUIET = {TicketOffered.TYPE, OfferAccepted.TYPE, QueuePaused.TYPE}
 QUEUE_TRIGGERS = tuple(t for t in QUEUE_EVENT_TYPES if t not in _QUIET)
@@ -90,17 +92,22 @@ class Dispatcher:
             await save_stations(connection, list(changed.values()))
         queued = await _with_queues(connection, list(touched))
         # The stations as saved above are visible to this transaction only: read them here, then let
-        # each location's decisions run side by side (they touch different streams).
-        sites = {location: await site_connectors(connection, location) for location in queued}
-        await asyncio.gather(*(self._advance(loc, starts.get(loc, []), sites[loc]) for loc in queued))
-        return poisons
+        # a few locations' decisions run side by side (they touch different streams).
+        sites = await site_connectors(connection, queued)
+        side_by_side = asyncio.Semaphore(PARALLEL_LOCATIONS)
 
-    async def _advance(
-        self, location_id: str, starts: list[RecordSessionStart], connectors: tuple[SiteConnector, ...]
-    ) -> None:
-        for start in starts:
-            await self.queues.execute(location_id, start, actor="dispatcher")
-        await self.queues.execute(location_id, Dispatch(connectors=connectors), actor="dispatcher")
+        async def advance(location_id: str) -> None:
+            async with side_by_side:
+                for start in starts.get(location_id, []):
+                    await self.queues.execute(location_id, start, actor="dispatcher")
+                dispatch = Dispatch(connectors=sites.get(location_id, ()))
+                await self.queues.execute(location_id, dispatch, actor="dispatcher")
+
+        outcomes = await asyncio.gather(*(advance(location) for location in queued), return_exceptions=True)
+        failed = next((o for o in outcomes if isinstance(o, BaseException)), None)
+        if failed is not None:
+            raise failed  # the step is retried as a whole; what did happen is not decided twice
+        return poisons
 
 
 async def _with_queues(connection: Connection, locations: list[str]) -> list[str]:

@@ -49,16 +49,18 @@ async def save_stations(connection: Connection, changed: list[tuple[StationView,
     )
 
 
-async def site_connectors(connection: Connection, location_id: str) -> tuple[SiteConnector, ...]:
-    """Every connector at a location, as the queue sees it."""
+async def site_connectors(
+    connection: Connection, location_ids: list[str]
+) -> dict[str, tuple[SiteConnector, ...]]:
+    """Every connector at these locations, as the queue sees it."""
     rows = await connection.fetch(
-        "SELECT station FROM dispatch_stations WHERE location_id = $1 ORDER BY id", location_id
+        "SELECT station FROM dispatch_stations WHERE location_id = ANY($1::text[]) ORDER BY id", location_ids
     )
-    return tuple(
-        connector_of(station, connector)
-        for station in (_decoder.decode(row[0]) for row in rows)
-        for connector in sorted(station.connectors.values(), key=lambda c: c.id)
-    )
+    sites: dict[str, list[SiteConnector]] = {}
+    for station in (_decoder.decode(row[0]) for row in rows):
+        site = sites.setdefault(station.location_id or "", [])
+        site.extend(connector_of(station, c) for c in sorted(station.connectors.values(), key=lambda c: c.id))
+    return {location: tuple(connectors) for location, connectors in sites.items()}
 
 
 def connector_of(station: StationView, connector: ConnectorView) -> SiteConnector:
