@@ -57,6 +57,8 @@ class Dispatcher:
                     sessions[event.position] = decode(SessionPayload, event.data)
                 except Exception as exc:  # an event the dispatcher cannot read: recorded, never a stall
                     poisons.append(poison_of(event, exc))
+        first = await _first_reports(connection, events, sessions)
+        sessions = {position: s for position, s in sessions.items() if position in first}
         stations = await load_stations(
             connection,
             {e.stream_id.removeprefix("chargestation-") for e in events if e.type in STATION_EVENTS}
@@ -108,6 +110,26 @@ class Dispatcher:
         if failed is not None:
             raise failed  # the step is retried as a whole; what did happen is not decided twice
         return poisons
+
+
+async def _first_reports(
+    connection: Connection, events: Sequence[RecordedEvent], sessions: dict[int, SessionPayload]
+) -> set[int]:
+    """The session starts reported for the first time: a start reported again (a new delivery of an old
+    start) is no news, whatever the queue has done since."""
+    if not sessions:
+        return set()
+    starts = [e for e in events if e.position in sessions]
+    rows = await connection.fetch(
+        """
+        SELECT s.position FROM unnest($1::text[], $2::bigint[]) AS s(stream_id, position)
+         WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.stream_id = s.stream_id
+                              AND e.type = 'session.started' AND e.position < s.position)
+        """,
+        [e.stream_id for e in starts],
+        [e.position for e in starts],
+    )
+    return {row[0] for row in rows}
 
 
 async def _with_queues(connection: Connection, locations: list[str]) -> list[str]:

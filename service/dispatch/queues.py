@@ -28,7 +28,7 @@ from service.queue.model import QueueState, Ticket
 log = logging.getLogger(__name__)
 
 STREAM_PREFIX = "queue-"
-SNAPSHOT_SCHEMA = 1
+SNAPSHOT_SCHEMA = 2
 """Bump when ``QueueState``'s shape changes: older snapshots are then ignored (and replaced)."""
 ATTEMPTS = 8
 

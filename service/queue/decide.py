@@ -72,14 +72,18 @@ def decide(state: QueueState, command: Command, now: datetime) -> list[QueueEven
             ticket = _live(state, ticket_id)
             if ticket.status != "offered" or ticket.offer is None:
                 raise _not_offered(ticket, "accepted")
-            if now > ticket.offer.respond_by:
+            if now >= ticket.offer.respond_by:  # the same instant HandleDeadlines treats as passed
                 raise Rejected("offer-expired", "the offer expired before it was accepted")
             hold_until = now + seconds(state.policy.plug_in_within_s)
             return [OfferAccepted(ticket_id=ticket_id, at=now, hold_until=hold_until)]
         case SnoozeOffer(ticket_id=ticket_id):
             ticket = _live(state, ticket_id)
-            if ticket.status != "offered":
+            if ticket.status != "offered" or ticket.offer is None:
                 raise _not_offered(ticket, "snoozed")
+            if now >= ticket.offer.respond_by:
+                raise Rejected(
+                    "offer-expired", "the offer expired before it was snoozed; it passes on by itself"
+                )
             return _snooze(state, ticket, "driver", now)
         case LeaveQueue(ticket_id=ticket_id):
             leaving = state.tickets.get(ticket_id)  # an ended ticket has left already: nothing to do
@@ -123,6 +127,8 @@ def decide(state: QueueState, command: Command, now: datetime) -> list[QueueEven
 
 
 def _join(state: QueueState, command: JoinQueue, now: datetime) -> list[QueueEvent]:
+    if command.ticket_id in state.tickets:
+        raise Rejected("ticket-exists", f"a ticket {command.ticket_id!r} is already in this queue")
     mine = state.ticket_of_driver(command.driver_id)
     if mine is not None:
         raise Rejected("already-queued", "you already have a live ticket at this location", ticket=mine)
@@ -159,21 +165,24 @@ def _snooze(state: QueueState, ticket: Ticket, by: str, now: datetime) -> list[Q
 
 
 def _deadlines(state: QueueState, now: datetime) -> list[QueueEvent]:
-    """Each passed deadline, earliest first."""
-    due = sorted(
-        (t for t in state.tickets.values() if t.deadline is not None and t.deadline <= now),
-        key=lambda t: (t.deadline, t.line_key()),
-    )
+    """Every passed deadline, earliest first, each dated when it passed, not when it was noticed. Acting
+    late can make a new deadline that has passed too (the snooze after a long-missed offer): those are
+    acted on in the same decision, so deciding again at the same moment finds nothing to do."""
     events: list[QueueEvent] = []
-    for ticket in due:
-        at = max(ticket.deadline or now, ticket.updated_at)  # the moment it passed, not when we noticed
+    while True:
+        due = [t for t in state.tickets.values() if t.deadline is not None and t.deadline <= now]
+        if not due:
+            return events
+        ticket = min(due, key=lambda t: (t.deadline, t.line_key()))
+        at = max(ticket.deadline or now, ticket.updated_at)
         if ticket.status == "offered":
-            events += _snooze(state, ticket, "no_answer", at)
+            passed = _snooze(state, ticket, "no_answer", at)
         elif ticket.status == "held":
-            events.append(TicketNoShow(ticket_id=ticket.id, at=at))
+            passed = [TicketNoShow(ticket_id=ticket.id, at=at)]
         else:
-            events.append(SnoozeEnded(ticket_id=ticket.id, at=at))
-    return events
+            passed = [SnoozeEnded(ticket_id=ticket.id, at=at)]
+        events += passed
+        state = replay(state.location_id, passed, state)
 
 
 def _session_started(state: QueueState, command: RecordSessionStart, now: datetime) -> list[QueueEvent]:
@@ -181,7 +190,7 @@ def _session_started(state: QueueState, command: RecordSessionStart, now: dateti
     for a ticket without an eDRV user), and otherwise is a queue jumper. A driver in the line who found
     a free connector on their own is fulfilled too."""
     spot = f"{command.chargestation_id}/{command.connector_id}"
-    if state.sessions_seen.get(spot) == command.session_id:
+    if command.session_id in state.sessions_seen.get(spot, ()):
         return []  # already acted on (a redelivery, or a second report of the same start)
     holder = state.holder_of(spot)
     if holder is not None and holder.edrv_user_id is not None and holder.edrv_user_id == command.edrv_user_id:

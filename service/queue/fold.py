@@ -29,6 +29,10 @@ from service.queue.events import (
 )
 from service.queue.model import Offer, QueueState, Ticket, spot_of
 
+SESSIONS_REMEMBERED = 8
+"""Per connector: a session reported again after this many later ones would be acted on again (the
+dispatcher also skips any report of a session start but the first, so this is the second guard)."""
+
 
 def evolve_ticket(ticket: Ticket | None, event: TicketEvent, location_id: str) -> Ticket | None:
     if isinstance(event, TicketJoined):
@@ -112,10 +116,9 @@ def _evolve_line(state: QueueState, event: TicketEvent) -> QueueState:
     next_rank = max(state.next_rank, event.rank + 1) if isinstance(event, TicketJoined) else state.next_rank
     sessions_seen = state.sessions_seen
     if isinstance(event, TicketFulfilled | OfferRevoked) and event.session_id is not None:
-        sessions_seen = {
-            **sessions_seen,
-            spot_of(event.chargestation_id, event.connector_id): event.session_id,
-        }
+        spot = spot_of(event.chargestation_id, event.connector_id)
+        recent = (*sessions_seen.get(spot, ())[-(SESSIONS_REMEMBERED - 1) :], event.session_id)
+        sessions_seen = {**sessions_seen, spot: recent}
     return replace(state, tickets=tickets, next_rank=next_rank, sessions_seen=sessions_seen)
 
 

@@ -1,9 +1,12 @@
 """Which waiting ticket gets which free connector: fair, and wasting no connector it need not waste.
 
-Tickets are served in line order: a ticket is never passed over while a free connector it can use is
-left for someone behind it. Among the free connectors a ticket can use, it gets the one the fewest
-tickets behind it could use (then the most powerful), so a driver who can take either of two connectors
-does not take the only one the next driver can use.
+Tickets are served in line order, and the set served is the best the line order allows: the first
+ticket is served if any free connector suits it, the second if it can be served *as well as* the first,
+and so on. A ticket that can use none of the free connectors blocks nobody behind it. When serving a
+ticket needs a connector an earlier ticket was given, and that earlier ticket can take another one,
+they swap (an augmenting path, as in bipartite matching): a driver who could take either of two
+connectors never takes the only one the next driver can use. Among equally good choices a ticket gets
+the connector the fewest tickets behind it could use, then the most powerful.
 """
 
 from __future__ import annotations
@@ -17,27 +20,39 @@ from service.queue.model import SiteConnector, Ticket
 def assign_offers(
     line: Sequence[Ticket], connectors: Sequence[SiteConnector], now: datetime
 ) -> list[tuple[Ticket, SiteConnector]]:
-    """New offers for the free connectors: offerable and not already offered to a ticket."""
+    """New offers for the free connectors (offerable and not already offered), in line order."""
     taken = {ticket.offer.spot for ticket in line if ticket.offer is not None}
-    free = sorted(
-        (c for c in connectors if c.state == "offerable" and c.spot not in taken), key=lambda c: c.spot
-    )
+    free = {c.spot: c for c in connectors if c.state == "offerable" and c.spot not in taken}
     eligible = [ticket for ticket in line if ticket.eligible_at(now)]
-    offers: list[tuple[Ticket, SiteConnector]] = []
-    for i, ticket in enumerate(eligible):
-        if not free:
-            break
-        usable = [c for c in free if ticket.requirements.accepts(c)]
-        if not usable:
-            continue  # this ticket cannot use what is free; it blocks nobody behind it
+    holder: dict[str, int] = {}  # connector spot -> index of the eligible ticket it is given to
+    given: dict[int, str] = {}
+
+    def preferred(i: int) -> list[str]:
         behind = eligible[i + 1 :]
-        best = min(
-            usable,
-            key=lambda c: (sum(t.requirements.accepts(c) for t in behind), -(c.power_kw or 0.0), c.spot),
+        usable = [c for c in free.values() if eligible[i].requirements.accepts(c)]
+        usable.sort(
+            key=lambda c: (sum(t.requirements.accepts(c) for t in behind), -(c.power_kw or 0.0), c.spot)
         )
-        free.remove(best)
-        offers.append((ticket, best))
-    return offers
+        return [c.spot for c in usable]
+
+    choices: dict[int, list[str]] = {}
+
+    def serve(i: int, visited: set[str]) -> bool:
+        """Find ticket ``i`` a connector, moving earlier tickets to other connectors if need be."""
+        for spot in choices.setdefault(i, preferred(i)):
+            if spot in visited:
+                continue
+            visited.add(spot)
+            if spot not in holder or serve(holder[spot], visited):
+                holder[spot], given[i] = i, spot
+                return True
+        return False
+
+    for i in range(len(eligible)):
+        if len(given) == len(free):
+            break  # every free connector is given
+        serve(i, set())
+    return [(eligible[i], free[given[i]]) for i in sorted(given)]
 
 
 def standing(

@@ -77,7 +77,9 @@ class Requirements(msgspec.Struct, frozen=True, kw_only=True):
         if self.chargestation_ids and connector.chargestation_id not in self.chargestation_ids:
             return False
         if self.connector_types and (
-            connector.type is None or normalise_connector_type(connector.type) not in self.connector_types
+            connector.type is None
+            or normalise_connector_type(connector.type)
+            not in {normalise_connector_type(t) for t in self.connector_types}
         ):
             return False
         return self.min_power_kw is None or (
@@ -165,8 +167,9 @@ class QueueState(msgspec.Struct, frozen=True, kw_only=True):
     policy: Policy = Policy()
     tickets: dict[str, Ticket] = {}
     next_rank: int = 1
-    sessions_seen: dict[str, str] = {}
-    """Per connector (``spot``), the last session that changed a ticket: a session is acted on once."""
+    sessions_seen: dict[str, tuple[str, ...]] = {}
+    """Per connector (``spot``), the last few sessions that changed a ticket: a session is acted on once,
+    even when it is reported again after later ones."""
 
     def line(self) -> list[Ticket]:
         """Live tickets in line order: those put back at the head first, then by join order."""
