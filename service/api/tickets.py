@@ -84,13 +84,17 @@ async def join_queue(
     requirements = requirements_of(data.connector_types, data.min_power_kw, data.chargestation_ids)
     now = datetime.now(UTC)
     async with queues.store.connection() as connection:
-        if idempotency_key is not None:
-            earlier = await queue_queries.ticket_by_idempotency_key(connection, driver.id, idempotency_key)
-            if earlier is not None:
-                return await _replayed(request, queues, earlier, location_id, requirements, now)
-        if not await queue_queries.location_known(connection, location_id):
-            raise problem(404, "Not Found", f"no location {location_id!r}")
-        site = await queue_queries.site(connection, location_id, now)
+        earlier = (
+            await queue_queries.ticket_by_idempotency_key(connection, driver.id, idempotency_key)
+            if idempotency_key is not None
+            else None
+        )
+        known = earlier is None and await queue_queries.location_known(connection, location_id)
+        site = await queue_queries.site(connection, location_id, now) if known else None
+    if earlier is not None:
+        return await _replayed(queues, earlier, location_id, requirements, now)
+    if site is None:
+        raise problem(404, "Not Found", f"no location {location_id!r}")
     if not any(requirements.accepts(c.connector) for c in site.connectors):
         raise problem(
             422,
@@ -117,7 +121,7 @@ async def join_queue(
     except Rejected as rejected:
         mine = rejected.ticket
         if mine is not None and idempotency_key is not None and mine.idempotency_key == idempotency_key:
-            return await _replayed(request, queues, mine, location_id, requirements, now)
+            return await _replayed(queues, mine, location_id, requirements, now)
         raise
     body = await _answer(request, queues, outcome, command.ticket_id, now)
     return Response(body, status_code=201, headers={"Location": f"/v1/tickets/{command.ticket_id}"})
@@ -244,7 +248,6 @@ async def _answer(
 
 
 async def _replayed(
-    request: Request[object, object, State],
     queues: Queues,
     ticket: Ticket,
     location_id: str,

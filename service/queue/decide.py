@@ -8,6 +8,7 @@ that runs twice, or in two processes, cannot offer a connector twice or give a t
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from msgspec.structs import replace
 
@@ -44,7 +45,7 @@ from service.queue.events import (
 )
 from service.queue.fold import replay
 from service.queue.matching import assign_offers
-from service.queue.model import ConnectorState, QueueState, Ticket, seconds
+from service.queue.model import ConnectorState, QueueState, Ticket, seconds, spot_of
 
 
 class Rejected(Exception):
@@ -149,19 +150,14 @@ def _join(state: QueueState, command: JoinQueue, now: datetime) -> list[QueueEve
     ]
 
 
-def _snooze(state: QueueState, ticket: Ticket, by: str, now: datetime) -> list[QueueEvent]:
+def _snooze(
+    state: QueueState, ticket: Ticket, by: Literal["driver", "no_answer"], now: datetime
+) -> list[QueueEvent]:
     if ticket.snoozes_used >= state.policy.max_snoozes:
         reason = "snoozed_too_often" if by == "driver" else "no_answer_too_often"
         return [TicketRemoved(ticket_id=ticket.id, at=now, reason=reason, by="policy")]
     snoozed_until = now + seconds(state.policy.respond_within_s)
-    return [
-        OfferSnoozed(
-            ticket_id=ticket.id,
-            at=now,
-            by="driver" if by == "driver" else "no_answer",
-            snoozed_until=snoozed_until,
-        )
-    ]
+    return [OfferSnoozed(ticket_id=ticket.id, at=now, by=by, snoozed_until=snoozed_until)]
 
 
 def _deadlines(state: QueueState, now: datetime) -> list[QueueEvent]:
@@ -189,7 +185,7 @@ def _session_started(state: QueueState, command: RecordSessionStart, now: dateti
     """A session on an offered connector fulfils its ticket when it is the ticket's driver (or anyone,
     for a ticket without an eDRV user), and otherwise is a queue jumper. A driver in the line who found
     a free connector on their own is fulfilled too."""
-    spot = f"{command.chargestation_id}/{command.connector_id}"
+    spot = spot_of(command.chargestation_id, command.connector_id)
     if command.session_id in state.sessions_seen.get(spot, ()):
         return []  # already acted on (a redelivery, or a second report of the same start)
     holder = state.holder_of(spot)
