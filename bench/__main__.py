@@ -1,4 +1,4 @@
-"""``python -m bench [ingest|rebuild] [options]``; without a command it runs ``ingest`` (as before)."""
+"""``python -m bench [ingest|rebuild|queue] [options]``; without a command it runs ``ingest`` (as before)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from rich.console import Console
 
 from bench.database import parse_setting
 from bench.ingest import BenchFailure, resolve_generator, run_ingest
+from bench.queue_latency import print_queue_report, run_queue
+from bench.queue_latency import settings_for as queue_settings_for
 from bench.rebuild import print_rebuild_report, run_rebuild, settings_for
 from bench.report import print_report, write_json
 from bench.results import RunSettings
@@ -24,6 +26,7 @@ ROUNDS = (3, 1)
 CONNECTIONS = (32, 8)
 REBUILD_EVENTS = (1_000_000, 5_000)
 REBUILD_ROUNDS = (2, 1)
+QUEUE_SITES = (50, 3)
 
 
 @click.group(invoke_without_command=True)
@@ -118,6 +121,28 @@ def rebuild_command(smoke: bool, events: int | None, output: Path | None) -> Non
     console = Console()
     results = asyncio.run(run_rebuild(settings, console))
     print_rebuild_report(results, console)
+    write_json(results, output)
+    console.print(f"Results written to {output}")
+    sys.exit(0 if results.ok else 1)
+
+
+@main.command("queue")
+@click.option("--smoke", is_flag=True, help="3 sites: checks the harness, judges nothing.")
+@click.option(
+    "--sites",
+    type=click.IntRange(min=1),
+    help="Sites, each one connector freed for one waiting driver [50; smoke 3].",
+)
+@click.option(
+    "--output", type=click.Path(dir_okay=False, path_type=Path), help="Where to write the JSON results."
+)
+def queue_command(smoke: bool, sites: int | None, output: Path | None) -> None:
+    """Freed connector → offer (committed; seen by the driver); how late unanswered offers pass on."""
+    settings = queue_settings_for(smoke=smoke, sites=sites or QUEUE_SITES[1 if smoke else 0])
+    output = output or RESULTS_DIR / ("queue-smoke.json" if smoke else "queue.json")
+    console = Console()
+    results = asyncio.run(run_queue(settings, console))
+    print_queue_report(results, console)
     write_json(results, output)
     console.print(f"Results written to {output}")
     sys.exit(0 if results.ok else 1)

@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
@@ -35,7 +36,16 @@ def free_port() -> int:
 
 
 class AppServer:
-    def __init__(self, name: str, factory: str, ready_path: str, database_url: str, log_dir: Path) -> None:
+    def __init__(
+        self,
+        name: str,
+        factory: str,
+        ready_path: str,
+        database_url: str,
+        log_dir: Path,
+        *,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         self.name = name
         self.factory = factory
         self.ready_path = ready_path
@@ -43,6 +53,8 @@ class AppServer:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_dir / f"{name}.log"
+        self.env = dict(env or {})
+        """More environment for the app, set on purpose by the benchmark (e.g. the admin token)."""
         self._process: asyncio.subprocess.Process | None = None
 
     @property
@@ -61,6 +73,7 @@ class AppServer:
         # CHARGELINE_* from the caller's shell must not change what is measured.
         env = {key: value for key, value in os.environ.items() if not key.startswith("CHARGELINE_")}
         env[DATABASE_URL_ENV] = self.database_url
+        env.update(self.env)
         with self.log_path.open("wb") as log:
             self._process = await asyncio.create_subprocess_exec(
                 *self.command(), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT

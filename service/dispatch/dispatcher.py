@@ -15,11 +15,13 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+import msgspec
+
 from service.dispatch.queues import STREAM_PREFIX, Queues
 from service.dispatch.site import load_stations, save_stations, site_connectors
 from service.eventlog.model import RecordedEvent
 from service.projections.availability import STATION_EVENTS, StationView, evolve_station
-from service.projections.resources import SessionPayload, decode
+from service.projections.resources import SessionPayload, decode, time_of
 from service.projections.runner import Poison
 from service.projections.table import poison_of
 from service.queue.commands import Dispatch, RecordSessionStart
@@ -83,11 +85,16 @@ class Dispatcher:
                         if location:
                             touched[location] = None
             elif event.position in sessions:
-                start = _start_of(sessions[event.position], stations)
+                session = sessions[event.position]
+                start = _start_of(session, stations)
                 if start is not None:
                     location, command = start
                     starts.setdefault(location, []).append(command)
                     touched[location] = None
+                    station = _occupied(stations[command.chargestation_id], session, event)
+                    if station is not stations[command.chargestation_id]:
+                        stations[station.id] = station
+                        changed[station.id] = (station, event.position)
             elif event.stream_id.startswith(STREAM_PREFIX):
                 touched[event.stream_id.removeprefix(STREAM_PREFIX)] = None
         if changed:
@@ -144,6 +151,21 @@ async def _with_queues(connection: Connection, locations: list[str]) -> list[str
         STREAM_PREFIX,
     )
     return [row[0] for row in rows]
+
+
+def _occupied(station: StationView, session: SessionPayload, event: RecordedEvent) -> StationView:
+    """A session started on a connector: it is in use from then on, even before (or without) the status
+    report saying so, until a later report says otherwise. Offering it again meanwhile would send a
+    driver to a connector someone else is charging on."""
+    connector = station.connectors.get(session.connector or "")
+    started = time_of(session.metrics.charging_start if session.metrics else None, event.occurred_at)
+    started = time_of(session.updated_at, started) if session.metrics is None else started
+    if connector is None or started < connector.reported_at or connector.status != "available":
+        return station
+    in_use = msgspec.structs.replace(
+        connector, status="charging", raw_status="Charging", status_changed_at=started, reported_at=started
+    )
+    return msgspec.structs.replace(station, connectors={**station.connectors, connector.id: in_use})
 
 
 def _start_of(

@@ -227,3 +227,34 @@ async def test_deadlines_that_passed_while_the_service_was_down_are_handled_at_s
         pass
     assert await Scheduler(queues).tick(now=T0 + timedelta(hours=1)) is None
     assert await store.head_position() == head + 6
+
+
+async def test_a_session_start_reported_again_later_is_no_news_to_the_dispatcher(store: EventStore) -> None:
+    """eDRV may report a start again in a new delivery. The first report of a stranger's session on a
+    free connector changed nothing; reported again after that connector was offered, it must not be
+    taken for a queue jumper (a genuinely new session is)."""
+    intake = EdrvIntake(store, secret=None, tolerance_s=300)
+    queues = Queues(store)
+    runner = ProjectionRunner(store, Dispatcher(queues), Doorbell(store.engine))
+
+    async def deliver(body: bytes) -> None:
+        await intake.receive(body, signature=None, content_type="application/json")
+        while await runner.step():
+            pass
+
+    station = Station("st", "site", [Connector("k1", "CCS2", 150, "Charging")])
+    await deliver(station.online_body())
+    join = JoinQueue(
+        ticket_id="t1", driver_id="d1", edrv_user_id="u1", requirements=requirements_of(None, None, None)
+    )
+    await queues.execute("site", join, actor="test")
+    await deliver(session_started("s-old", "st", "k1", "stranger"))
+    await deliver(station.status("k1", "Available"))
+    assert (await queues.load("site")).tickets["t1"].status == "offered"
+
+    await deliver(session_started("s-old", "st", "k1", "stranger"))  # the same start, a new delivery
+    assert (await queues.load("site")).tickets["t1"].status == "offered"
+
+    await deliver(session_started("s-new", "st", "k1", "stranger"))
+    ticket = (await queues.load("site")).tickets["t1"]
+    assert (ticket.status, ticket.reason) == ("waiting", "queue_jumper")

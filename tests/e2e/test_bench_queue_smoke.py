@@ -1,0 +1,60 @@
+"""`python -m bench queue --smoke` end to end, so the queue benchmark harness cannot rot unnoticed.
+
+It checks that the harness runs, the queue passed its checks (one offer and one no-answer snooze per
+site) and figures were recorded, never how fast anything is.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.e2e.test_bench_smoke import ROOT, bench_env
+
+FIGURES = ("offer_ms", "visible_ms", "log_ms", "webhook_ms", "get_ms", "lateness_ms")
+
+
+def test_bench_queue_smoke_writes_results(tmp_path: Path) -> None:
+    output = tmp_path / "queue.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "queue", "--smoke", "--output", str(output)],
+        cwd=ROOT,
+        env=bench_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    results = json.loads(output.read_text())
+    assert results["benchmark"] == "queue"
+    assert results["ok"] is True
+    assert results["error"] is None
+    assert results["machine"]["cpu_count"] >= 1
+    assert results["postgres"]["version"]
+    assert results["clock"]["round_trip_ms"] >= 0
+    assert results["settings"] == {
+        "smoke": True,
+        "sites": 3,
+        "spacing_ms": 100.0,
+        "poll_ms": 2.0,
+        "respond_within_s": 1,
+        "connector_type": "CCS2",
+    }
+    sites = results["sites"]
+    assert len(sites) == 3
+    assert len({site["location_id"] for site in sites}) == 3
+    for site in sites:
+        assert site["ticket_id"]
+        assert site["polls"] >= 1
+        assert site["webhook_ms"] > 0
+        assert site["visible_ms"] >= site["get_ms"] > 0
+        assert site["log_ms"] > 0  # the offer is recorded after the webhook that freed the connector
+        assert site["offer_ms"] is not None  # may be below 0: committed before the 200 reached us
+        assert site["lateness_ms"] >= 0  # the scheduler never acts before a deadline
+    for name in FIGURES:
+        latency = results["figures"][name]
+        assert latency["max"] >= latency["p99"] >= latency["p90"] >= latency["p50"], name
+    assert [target["passed"] for target in results["targets"]] == [None]  # smoke runs judge nothing
