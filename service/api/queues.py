@@ -13,8 +13,8 @@ from litestar.params import JSONBody
 
 from service.api.auth import ADMIN_SECURITY, require_admin
 from service.api.problems import problem, problem_responses
-from service.api.ticket_out import OfferOut, RequirementsOut, TicketOut, offer_out, present, requirements_out
-from service.api.tickets import LocationId, TicketId, settle
+from service.api.ticket_out import OfferOut, RequirementsOut, TicketOut, offer_out, requirements_out
+from service.api.tickets import LocationId, TicketId, present_ticket, settle
 from service.dispatch.queues import Queues, ticket_after
 from service.projections import queue_queries
 from service.queue.commands import Command, PauseQueue, RemoveTicket, ResumeQueue, SetQueuePolicy
@@ -203,10 +203,7 @@ async def remove_ticket(
     outcome = await queues.execute(ticket.location_id, command, actor="operator", now=now)
     if outcome.position is not None:
         await settle(request.app.state, queues.store, outcome.position)
-    async with queues.store.connection() as connection:
-        site = await queue_queries.site(connection, ticket.location_id, now)
-    after = ticket_after(outcome, ticket_id) or ticket
-    return present(after, outcome.state.line(), site, outcome.state.policy, now)
+    return await present_ticket(queues, ticket_after(outcome, ticket_id) or ticket, outcome.state, now)
 
 
 async def _change_policy(queues: Queues, location_id: str, command: Command) -> PolicyOut:

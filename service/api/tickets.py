@@ -27,7 +27,7 @@ from service.projections import queue_queries
 from service.projections.runner import ProjectionRunner
 from service.queue.commands import AcceptOffer, Command, JoinQueue, LeaveQueue, SnoozeOffer
 from service.queue.decide import Rejected
-from service.queue.model import Requirements, Ticket, requirements_of
+from service.queue.model import QueueState, Requirements, Ticket, requirements_of
 
 READ_YOUR_WRITES_S = 2.0
 TicketId = Annotated[str, PathParameter(min_length=1, max_length=100, description="The ticket's id")]
@@ -152,9 +152,7 @@ async def get_ticket(
             )
         await settle(request.app.state, queues.store, last)
         ticket = await _own_ticket(queues.store, driver, ticket_id)
-    async with queues.store.connection() as connection:
-        site = await queue_queries.site(connection, ticket.location_id, now)
-    return present(fresh or ticket, state.line(), site, state.policy, now)
+    return await present_ticket(queues, fresh or ticket, state, now)
 
 
 @post(
@@ -242,9 +240,7 @@ async def _answer(
     assert ticket is not None, "a command's own ticket is in its outcome or was read before it"
     if outcome.position is not None:
         await settle(request.app.state, queues.store, outcome.position)
-    async with queues.store.connection() as connection:
-        site = await queue_queries.site(connection, outcome.state.location_id, now)
-    return present(ticket, outcome.state.line(), site, outcome.state.policy, now)
+    return await present_ticket(queues, ticket, outcome.state, now)
 
 
 async def _replayed(
@@ -263,14 +259,22 @@ async def _replayed(
             ticket_id=ticket.id,
         )
     state = await queues.load(location_id)
-    async with queues.store.connection() as connection:
-        site = await queue_queries.site(connection, location_id, now)
-    body = present(state.tickets.get(ticket.id, ticket), state.line(), site, state.policy, now)
+    body = await present_ticket(queues, state.tickets.get(ticket.id, ticket), state, now)
     return Response(
         body,
         status_code=201,
         headers={"Location": f"/v1/tickets/{ticket.id}", "Idempotent-Replayed": "true"},
     )
+
+
+async def present_ticket(queues: Queues, ticket: Ticket, state: QueueState, now: datetime) -> TicketOut:
+    """The ticket with its place in ``state``'s line; the site (connectors, sessions, history) is read
+    only for a waiting ticket, the only kind with a place and an estimate."""
+    site = queue_queries.EMPTY_SITE
+    if ticket.status == "waiting":
+        async with queues.store.connection() as connection:
+            site = await queue_queries.site(connection, ticket.location_id, now)
+    return present(ticket, state.line(), site, state.policy, now)
 
 
 async def settle(state: State, store: EventStore, position: int) -> None:

@@ -34,6 +34,9 @@ class Site(msgspec.Struct, frozen=True, kw_only=True):
     history: SiteHistory
 
 
+EMPTY_SITE = Site(connectors=[], history=SiteHistory(session_lengths_s=(), handover_gaps_s=()))
+
+
 async def ticket(connection: Connection, ticket_id: str) -> Ticket | None:
     document = await connection.fetchval("SELECT ticket::text FROM tickets WHERE id = $1", ticket_id)
     return None if document is None else ticket_of(document)
