@@ -32,11 +32,10 @@ def main() -> None:
 
 @main.command(help="Apply database migrations, then serve HTTP on CHARGELINE_HOST:CHARGELINE_PORT.")
 def serve() -> None:
-    import uvicorn
-
     from service.app import create_app
     from service.db.engine import resolve_database_url
     from service.db.migrate import upgrade_to_head
+    from service.server import run_server
 
     settings = _settings()
     try:
@@ -62,16 +61,7 @@ def serve() -> None:
     # uvicorn re-raises the signal that stopped it once it has shut down; turning SIGTERM into a normal
     # exit lets the embedded PostgreSQL stop cleanly with us (its atexit hook), as Ctrl-C already does.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    uvicorn.run(
-        create_app(settings, database_url=url),
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level.lower(),
-        access_log=settings.access_log,
-        loop="uvloop" if sys.platform != "win32" else "asyncio",
-        http="httptools",
-        timeout_graceful_shutdown=10,
-    )
+    run_server(create_app(settings, database_url=url), settings)
 
 
 @main.command(help="Apply pending database migrations and exit.")

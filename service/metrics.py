@@ -15,3 +15,4 @@ PROJECTION_SKIPPED = Counter(
     "Events a projection could not apply (recorded in projection_errors)",
     ["projection"],
 )
+SSE_SUBSCRIBERS = Gauge("chargeline_sse_subscribers", "Open server-sent event streams in this process")

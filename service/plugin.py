@@ -20,7 +20,7 @@ from litestar.plugins import InitPluginProtocol
 from litestar.plugins.prometheus import PrometheusController
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.api import admin_events, admin_projections, availability, health, queues, tickets, webhooks
+from service.api import admin_events, admin_projections, availability, health, live, queues, tickets, webhooks
 from service.api.drivers import current_driver, driver_rate_limit, token_secret
 from service.api.problems import problem_details_plugin
 from service.db.engine import create_engine, resolve_database_url
@@ -32,6 +32,8 @@ from service.eventlog.doorbell import Doorbell
 from service.eventlog.store import EventStore
 from service.projections.catalog import PROJECTIONS
 from service.projections.runner import ProjectionRunner
+from service.realtime.feed import LogFeed
+from service.realtime.sse import StreamLimits
 from service.settings import Settings
 
 log = logging.getLogger("service")
@@ -52,10 +54,11 @@ class ChargelinePlugin(InitPluginProtocol):
                 *availability.ROUTES,
                 *admin_projections.ROUTES,
                 *queues.ROUTES,
+                *live.ROUTES,
                 # Drivers' endpoints share one request budget per token.
                 Router(
                     "/",
-                    route_handlers=tickets.ROUTES,
+                    route_handlers=[*tickets.ROUTES, *live.DRIVER_ROUTES],
                     middleware=[driver_rate_limit(self.settings).middleware],
                 ),
                 PrometheusController,
@@ -66,12 +69,20 @@ class ChargelinePlugin(InitPluginProtocol):
                 "engine": Provide(_engine, sync_to_thread=False),
                 "store": Provide(_store, sync_to_thread=False),
                 "queues": Provide(_queues, sync_to_thread=False),
+                "feed": Provide(_feed, sync_to_thread=False),
                 "driver": Provide(current_driver),
             }
         )
         app_config.plugins.append(problem_details_plugin())
         app_config.lifespan.append(self._lifespan)
-        app_config.state.update({"settings": self.settings})
+        app_config.state.update(
+            {
+                "settings": self.settings,
+                "stream_limits": StreamLimits(
+                    keepalive_s=self.settings.sse_keepalive_s, lifetime_s=self.settings.sse_lifetime_s
+                ),
+            }
+        )
         app_config.openapi_config = OpenAPIConfig(
             title="Chargeline",
             version="0.1.0",
@@ -128,16 +139,24 @@ class ChargelinePlugin(InitPluginProtocol):
             # and under steady ingest it steps every few milliseconds instead of the read models' 100.
             dispatcher = ProjectionRunner(store, Dispatcher(queues), doorbell, pace_s=0.005)
             scheduler = Scheduler(queues)
+            feed = LogFeed(store, doorbell)
             tasks = [asyncio.create_task(r.run(), name=f"projection-{r.projection.name}") for r in runners]
             tasks.append(asyncio.create_task(dispatcher.run(), name="dispatcher"))
             tasks.append(asyncio.create_task(scheduler.run(), name="scheduler"))
+            tasks.append(asyncio.create_task(feed.run(), name="log-feed"))
             app.state.update(
-                {"projection_runners": runners, "dispatcher": dispatcher, "scheduler": scheduler}
+                {
+                    "projection_runners": runners,
+                    "dispatcher": dispatcher,
+                    "scheduler": scheduler,
+                    "feed": feed,
+                }
             )
             _freeze_startup_heap()
             try:
                 yield
             finally:
+                feed.close_all()
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
@@ -148,6 +167,11 @@ class ChargelinePlugin(InitPluginProtocol):
 def _engine(state: State) -> AsyncEngine:
     engine: AsyncEngine = state.engine
     return engine
+
+
+def _feed(state: State) -> LogFeed:
+    feed: LogFeed = state.feed
+    return feed
 
 
 def _queues(state: State) -> Queues:

@@ -30,6 +30,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """HS256 key of drivers' tokens; unset in development: a random key kept in ``data_dir``."""
     driver_rate_limit: int = 120
     """Requests per minute per driver token on the driver endpoints."""
+    sse_keepalive_s: float = 15.0
+    """A comment on every quiet server-sent event stream this often (proxies cut silent connections)."""
+    sse_lifetime_s: float = 1800.0
+    """Streams end after this long with a retry hint; clients reconnect with Last-Event-ID."""
     db_pool_size: int = 10
     log_level: str = "INFO"
     access_log: bool = False

@@ -81,8 +81,13 @@ class Removal(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     responses=problem_responses(e404="No such location"),
 )
 async def get_queue(queues: NamedDependency[Queues], location_id: LocationId) -> QueueBoard:
+    await known_location(queues, location_id)
+    return await queue_board(queues, location_id)
+
+
+async def queue_board(queues: Queues, location_id: str) -> QueueBoard:
+    """The public board of a location's queue, as it is now."""
     now = datetime.now(UTC)
-    await _known(queues, location_id)
     state = await queues.load(location_id)
     async with queues.store.connection() as connection:
         site = await queue_queries.site(connection, location_id, now)
@@ -129,7 +134,7 @@ ADMIN_ERRORS = {"e401": "Missing or wrong admin token", "e404": "No such locatio
     responses=problem_responses(**ADMIN_ERRORS),
 )
 async def get_policy(queues: NamedDependency[Queues], location_id: LocationId) -> PolicyOut:
-    await _known(queues, location_id)
+    await known_location(queues, location_id)
     return _policy_out(location_id, (await queues.load(location_id)).policy)
 
 
@@ -207,12 +212,13 @@ async def remove_ticket(
 
 
 async def _change_policy(queues: Queues, location_id: str, command: Command) -> PolicyOut:
-    await _known(queues, location_id)
+    await known_location(queues, location_id)
     outcome = await queues.execute(location_id, command, actor="operator")
     return _policy_out(location_id, outcome.state.policy)
 
 
-async def _known(queues: Queues, location_id: str) -> None:
+async def known_location(queues: Queues, location_id: str) -> None:
+    """Raises a 404 problem for a location the read models have never heard of."""
     async with queues.store.connection() as connection:
         if not await queue_queries.location_known(connection, location_id):
             raise problem(404, "Not Found", f"no location {location_id!r}")

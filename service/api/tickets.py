@@ -16,7 +16,8 @@ import msgspec
 from litestar import Request, Response, delete, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency
-from litestar.params import HeaderParameter, JSONBody, PathParameter
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import HeaderParameter, JSONBody, PathParameter, QueryParameter
 
 from service.api.drivers import DRIVER_SECURITY, Driver
 from service.api.problems import problem, problem_responses
@@ -28,8 +29,10 @@ from service.projections.runner import ProjectionRunner
 from service.queue.commands import AcceptOffer, Command, JoinQueue, LeaveQueue, SnoozeOffer
 from service.queue.decide import Rejected
 from service.queue.model import QueueState, Requirements, Ticket, requirements_of
+from service.realtime.feed import LogFeed
 
 READ_YOUR_WRITES_S = 2.0
+MAX_WAIT_S = 60
 TicketId = Annotated[str, PathParameter(min_length=1, max_length=100, description="The ticket's id")]
 LocationId = Annotated[str, PathParameter(min_length=1, max_length=100, description="An eDRV location id")]
 ConnectorType = Annotated[str, msgspec.Meta(min_length=1, max_length=40)]
@@ -131,16 +134,62 @@ async def join_queue(
     "/v1/tickets/{ticket_id:str}",
     tags=["Queue"],
     summary="One of your tickets, with its place in line and an estimate of the wait",
+    description="Carries a strong ETag that changes with the ticket and with its place in line (not with "
+    "the estimate alone). With `If-None-Match`, an unchanged ticket is a 304; add `wait=N` to hold the "
+    "request until it changes or N seconds pass (long poll).",
     security=DRIVER_SECURITY,
-    responses=problem_responses(**DRIVER_ERRORS, e404="No such ticket of yours"),
+    responses={
+        304: ResponseSpec(None, description="The ticket has not changed (If-None-Match matched)"),
+        **problem_responses(e400="`wait` is out of range", **DRIVER_ERRORS, e404="No such ticket of yours"),
+    },
 )
 async def get_ticket(
     request: Request[object, object, State],
     driver: NamedDependency[Driver],
     queues: NamedDependency[Queues],
+    feed: NamedDependency[LogFeed],
     ticket_id: TicketId,
+    if_none_match: Annotated[str | None, HeaderParameter(name="If-None-Match", max_length=1000)] = None,
+    wait: Annotated[
+        int,
+        QueryParameter(ge=0, le=MAX_WAIT_S, description="Seconds to wait for a change (needs If-None-Match)"),
+    ] = 0,
+) -> Response[TicketOut]:
+    ticket = await own_ticket(queues.store, driver, ticket_id)
+    if not (wait and if_none_match):
+        view = await _current_ticket(request, queues, driver, ticket)
+    else:
+        async with feed.subscribe(streams=frozenset({stream_of(ticket.location_id)})) as changes:
+            view = await _current_ticket(request, queues, driver, ticket)
+            deadline = asyncio.get_running_loop().time() + wait
+            while _matches(if_none_match, etag_of(view)):
+                remaining = deadline - asyncio.get_running_loop().time()
+                if remaining <= 0 or changes.closed:
+                    break
+                if await changes.next(remaining) is None and not changes.overflowed:
+                    continue  # timed out (the loop ends) or woken without news
+                changes.pending()
+                view = await _current_ticket(request, queues, driver, ticket)
+    etag = etag_of(view)
+    if if_none_match and _matches(if_none_match, etag):
+        return Response(b"", status_code=304, headers={"ETag": etag})  # type: ignore[arg-type]
+    return Response(view, headers={"ETag": etag})
+
+
+def etag_of(ticket: TicketOut) -> str:
+    """Strong: the ticket's version and its place in line (the estimate alone does not make it news)."""
+    return f'"{ticket.version}.{ticket.position or 0}.{ticket.ahead or 0}"'
+
+
+def _matches(if_none_match: str, etag: str) -> bool:
+    """RFC 9110: ``*`` or any listed tag, compared weakly (a ``W/`` prefix is ignored)."""
+    tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
+    return "*" in tags or etag in tags
+
+
+async def _current_ticket(
+    request: Request[object, object, State], queues: Queues, driver: Driver, ticket: Ticket
 ) -> TicketOut:
-    ticket = await _own_ticket(queues.store, driver, ticket_id)
     now = datetime.now(UTC)
     state = await queues.load(ticket.location_id)
     fresh = state.tickets.get(ticket.id)  # the queue's own state is never behind the read model
@@ -151,7 +200,7 @@ async def get_ticket(
                 "SELECT max(position) FROM events WHERE stream_id = $1", stream_of(ticket.location_id)
             )
         await settle(request.app.state, queues.store, last)
-        ticket = await _own_ticket(queues.store, driver, ticket_id)
+        ticket = await own_ticket(queues.store, driver, ticket.id)
     return await present_ticket(queues, fresh or ticket, state, now)
 
 
@@ -213,13 +262,13 @@ async def leave_queue(
 async def _act(
     request: Request[object, object, State], queues: Queues, driver: Driver, ticket_id: str, command: Command
 ) -> TicketOut:
-    ticket = await _own_ticket(queues.store, driver, ticket_id)
+    ticket = await own_ticket(queues.store, driver, ticket_id)
     now = datetime.now(UTC)
     outcome = await queues.execute(ticket.location_id, command, actor=f"driver:{driver.id}", now=now)
     return await _answer(request, queues, outcome, ticket_id, now, fallback=ticket)
 
 
-async def _own_ticket(store: EventStore, driver: Driver, ticket_id: str) -> Ticket:
+async def own_ticket(store: EventStore, driver: Driver, ticket_id: str) -> Ticket:
     async with store.connection() as connection:
         ticket = await queue_queries.ticket(connection, ticket_id)
     if ticket is None or ticket.driver_id != driver.id:

@@ -148,3 +148,35 @@ async def site(connection: Connection, location_id: str, now: datetime) -> Site:
             ),
         ),
     )
+
+
+async def ticket_position(connection: Connection, ticket_id: str) -> int | None:
+    """The log position of the last event that changed a ticket."""
+    value = await connection.fetchval("SELECT position FROM tickets WHERE id = $1", ticket_id)
+    return None if value is None else int(value)
+
+
+async def stream_position(connection: Connection, stream_id: str, version: int) -> int:
+    """The log position of a stream's event at ``version`` (0 before the first)."""
+    value = await connection.fetchval(
+        "SELECT position FROM events WHERE stream_id = $1 AND version = $2", stream_id, version
+    )
+    return 0 if value is None else int(value)
+
+
+async def latest_position(connection: Connection, streams: frozenset[str]) -> int:
+    """The highest log position among these streams' events (0 if none has any)."""
+    value = await connection.fetchval(
+        """
+        SELECT coalesce(max((SELECT position FROM events e WHERE e.stream_id = s
+                              ORDER BY version DESC LIMIT 1)), 0)
+          FROM unnest($1::text[]) AS s
+        """,
+        list(streams),
+    )
+    return int(value)
+
+
+async def station_ids(connection: Connection, location_id: str) -> list[str]:
+    rows = await connection.fetch("SELECT id FROM chargestations WHERE location_id = $1", location_id)
+    return [row[0] for row in rows]

@@ -1,0 +1,245 @@
+"""Server-sent event streams: a driver's ticket, a location's public board, and the whole log.
+
+Every message's ``id`` is a log position. A client that reconnects with ``Last-Event-ID`` gets what
+changed after it and nothing it has already seen. Messages are whole states (a Ticket, a board), so one
+message after a reconnect brings a client fully up to date.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Request, Response, get
+from litestar.datastructures import State
+from litestar.di import NamedDependency
+from litestar.params import HeaderParameter, QueryParameter
+from litestar.response import ServerSentEvent
+
+from service.api.admin_events import EventOut
+from service.api.auth import ADMIN_SECURITY, require_admin
+from service.api.drivers import DRIVER_SECURITY, Driver
+from service.api.problems import problem_responses
+from service.api.queues import QueueBoard, known_location, queue_board
+from service.api.ticket_out import TicketOut
+from service.api.tickets import DRIVER_ERRORS, LocationId, TicketId, own_ticket, present_ticket
+from service.dispatch.queues import Queues, stream_of
+from service.eventlog.model import RecordedEvent
+from service.eventlog.store import read_after
+from service.projections import queue_queries
+from service.queue.events import TicketEvent, decode_event
+from service.queue.fold import evolve_queue, evolve_ticket
+from service.realtime.feed import LogFeed
+from service.realtime.sse import Ended, Message, StreamLimits, end, stream
+
+LastEventId = Annotated[
+    int | None,
+    HeaderParameter(
+        name="Last-Event-ID", ge=0, description="Resume after this log position (sent by EventSource)"
+    ),
+]
+_json = msgspec.json.Encoder()
+SSE_DOC = "A text/event-stream; every message's id is a log position"
+
+
+def limits_of(state: State) -> StreamLimits:
+    limits: StreamLimits = state.stream_limits
+    return limits
+
+
+@get(
+    "/v1/tickets/{ticket_id:str}/events",
+    tags=["Queue"],
+    summary="Follow one of your tickets: `event: ticket` with the whole Ticket on every change",
+    description=f"{SSE_DOC}. The first message is the ticket as it is now (after a reconnect: only if it "
+    "changed since Last-Event-ID). The stream ends after the ticket ends; reconnecting then gets a 204.",
+    security=DRIVER_SECURITY,
+    responses=problem_responses(**DRIVER_ERRORS, e404="No such ticket of yours"),
+)
+async def follow_ticket(
+    request: Request[object, object, State],
+    driver: NamedDependency[Driver],
+    queues: NamedDependency[Queues],
+    feed: NamedDependency[LogFeed],
+    ticket_id: TicketId,
+    last_event_id: LastEventId = None,
+) -> Response[bytes] | ServerSentEvent:
+    ticket = await own_ticket(queues.store, driver, ticket_id)
+    location = ticket.location_id
+    if not ticket.live and last_event_id is not None:
+        async with queues.store.connection() as connection:
+            final = await queue_queries.ticket_position(connection, ticket_id)
+        if final is not None and last_event_id >= final:
+            return Response(b"", status_code=204)  # the client has the final state: EventSource stops here
+
+    async def messages() -> AsyncIterator[Message]:
+        async with feed.subscribe(streams=frozenset({stream_of(location)})) as subscription:
+            state = await queues.load(location)
+            mine = state.tickets.get(ticket_id, ticket)
+            async with queues.store.connection() as connection:
+                at = await queue_queries.stream_position(connection, stream_of(location), state.version)
+            last = await present_ticket(queues, mine, state, datetime.now(UTC))
+            first = [] if last_event_id is not None and at <= last_event_id else [_ticket_message(last, at)]
+            if not mine.live:
+                first.append(end("the ticket has ended", None))
+
+            async def react(events: Sequence[RecordedEvent]) -> Sequence[Message]:
+                nonlocal state, mine, last
+                position = None
+                for event in events:
+                    if event.version <= state.version:
+                        continue  # already in the state the stream started from
+                    change = decode_event(event.type, event.data)
+                    state = evolve_queue(state, change)
+                    if isinstance(change, TicketEvent) and change.ticket_id == ticket_id:
+                        mine = evolve_ticket(mine, change, location) or mine
+                    position = event.position
+                if position is None:
+                    return []
+                view = await present_ticket(
+                    queues, state.tickets.get(ticket_id, mine), state, datetime.now(UTC)
+                )
+                if _without_eta(view) == _without_eta(last):
+                    return []  # nothing the driver sees changed (the estimate alone is no news)
+                last = view
+                message = _ticket_message(view, position)
+                if view.status not in ("waiting", "offered", "held"):
+                    raise Ended([message, end("the ticket has ended", None)])
+                return [message]
+
+            if not mine.live:
+                for message in first:
+                    yield message
+                return
+            async for message in stream(first, subscription, react, limits_of(request.app.state)):
+                yield message
+
+    return ServerSentEvent(messages())
+
+
+@get(
+    "/v1/locations/{location_id:str}/queue/events",
+    tags=["Queue"],
+    summary="Follow a location's public board: `event: queue` with the whole board on every change",
+    description=f"{SSE_DOC}. Sent on every change of the queue or of the location's connectors.",
+    responses=problem_responses(e404="No such location"),
+)
+async def follow_queue(
+    request: Request[object, object, State],
+    queues: NamedDependency[Queues],
+    feed: NamedDependency[LogFeed],
+    location_id: LocationId,
+    last_event_id: LastEventId = None,
+) -> ServerSentEvent:
+    await known_location(queues, location_id)
+    async with queues.store.connection() as connection:
+        stations = await queue_queries.station_ids(connection, location_id)
+    streams = frozenset({stream_of(location_id), *(f"chargestation-{s}" for s in stations)})
+
+    async def messages() -> AsyncIterator[Message]:
+        async with feed.subscribe(streams=streams) as subscription:
+            async with queues.store.connection() as connection:
+                latest = await queue_queries.latest_position(connection, streams)
+            board = await queue_board(queues, location_id)
+            first = (
+                []
+                if last_event_id is not None and latest <= last_event_id
+                else [_board_message(board, latest)]
+            )
+
+            async def react(events: Sequence[RecordedEvent]) -> Sequence[Message]:
+                nonlocal board
+                fresh = await queue_board(queues, location_id)
+                if _board_changed(fresh, board):
+                    board = fresh
+                    return [_board_message(fresh, events[-1].position)]
+                return []
+
+            async for message in stream(first, subscription, react, limits_of(request.app.state)):
+                yield message
+
+    return ServerSentEvent(messages())
+
+
+@get(
+    "/v1/admin/events/stream",
+    guards=[require_admin],
+    security=ADMIN_SECURITY,
+    tags=["Admin"],
+    summary="Follow the event log: every event as it commits, `event: <its type>`",
+    description=f"{SSE_DOC}. With Last-Event-ID (or `after`), the events after that position come first.",
+    responses=problem_responses(e400="A parameter is out of range", e401="Missing or wrong admin token"),
+)
+async def follow_log(
+    request: Request[object, object, State],
+    queues: NamedDependency[Queues],
+    feed: NamedDependency[LogFeed],
+    type_prefix: Annotated[
+        str | None, QueryParameter(max_length=200, description="Only events whose type starts with this")
+    ] = None,
+    after: Annotated[int | None, QueryParameter(ge=0, description="Start after this position")] = None,
+    last_event_id: LastEventId = None,
+) -> ServerSentEvent:
+    start = last_event_id if last_event_id is not None else after
+    prefix = type_prefix or ""
+
+    def wanted(event: RecordedEvent) -> bool:
+        return event.type.startswith(prefix)
+
+    async def messages() -> AsyncIterator[Message]:
+        async with feed.subscribe(interest=wanted) as subscription:
+            position = start if start is not None else subscription.from_position
+            while position < subscription.from_position:  # history first, up to where the feed takes over
+                async with queues.store.connection() as connection:
+                    page = await read_after(connection, position, 1000)
+                page = [event for event in page if event.position <= subscription.from_position]
+                if not page:
+                    break
+                for event in page:
+                    if wanted(event):
+                        yield _event_message(event)
+                position = page[-1].position
+
+            async def react(events: Sequence[RecordedEvent]) -> Sequence[Message]:
+                return [_event_message(event) for event in events]
+
+            async for message in stream([], subscription, react, limits_of(request.app.state)):
+                yield message
+
+    return ServerSentEvent(messages())
+
+
+def _ticket_message(ticket: TicketOut, position: int) -> Message:
+    return Message(data=_json.encode(ticket).decode(), event="ticket", id=position)
+
+
+def _board_message(board: QueueBoard, position: int) -> Message:
+    return Message(data=_json.encode(board).decode(), event="queue", id=position)
+
+
+def _event_message(event: RecordedEvent) -> Message:
+    return Message(data=_json.encode(EventOut.of(event)).decode(), event=event.type, id=event.position)
+
+
+def _without_eta(ticket: TicketOut) -> TicketOut:
+    return msgspec.structs.replace(ticket, eta=None)
+
+
+def _board_changed(fresh: QueueBoard, known: QueueBoard) -> bool:
+    """Waited times tick by themselves; a board is news when anything else differs."""
+
+    def shape(board: QueueBoard) -> Any:
+        return [
+            board.paused,
+            board.counts,
+            board.offerable_connectors,
+            [(e.status, e.offer) for e in board.line],
+        ]
+
+    return bool(shape(fresh) != shape(known))
+
+
+ROUTES = [follow_queue, follow_log]
+DRIVER_ROUTES = [follow_ticket]

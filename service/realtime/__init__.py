@@ -1,0 +1,1 @@
+"""Live updates: the per-process log feed and the server-sent event streams built on it."""

@@ -1,0 +1,78 @@
+"""Server-sent event streams with the manners proxies and clients need.
+
+- A keep-alive comment after ``keepalive_s`` of silence, so idle-timeout proxies leave quiet streams open.
+- A maximum lifetime, ended with a ``retry`` hint: clients reconnect (with ``Last-Event-ID``) to a fresh
+  stream, possibly on another instance, instead of pinning one connection forever.
+- A clean end on shutdown, before the server's graceful-shutdown timeout runs out.
+- Never a database connection held while waiting: streams read from the log feed; the callbacks that
+  build messages open short-lived connections of their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+
+import msgspec
+from litestar.response import ServerSentEventMessage
+
+from service.eventlog.model import RecordedEvent
+from service.realtime.feed import Subscription
+
+Message = ServerSentEventMessage
+React = Callable[[Sequence[RecordedEvent]], Awaitable[Sequence[Message]]]
+
+
+class StreamLimits(msgspec.Struct, frozen=True, kw_only=True):
+    keepalive_s: float = 15.0
+    lifetime_s: float = 1800.0
+    retry_ms: int = 1000
+    """The reconnection delay suggested when the server ends a stream."""
+
+
+class Ended(Exception):
+    """Raised by a ``React`` callback when the stream has said all it ever will (e.g. an ended ticket)."""
+
+
+def end(reason: str, retry_ms: int | None) -> Message:
+    """The last message of a stream: a comment saying why, and when to reconnect (None: do not)."""
+    return Message(data=None, comment=reason, retry=retry_ms)
+
+
+async def stream(
+    first: Sequence[Message], subscription: Subscription, react: React, limits: StreamLimits
+) -> AsyncIterator[Message]:
+    """``first``, then what ``react`` makes of each batch of events from ``subscription``."""
+    loop = asyncio.get_running_loop()
+    for message in first:
+        yield message
+    deadline = loop.time() + limits.lifetime_s
+    quiet_since = loop.time()
+    while True:
+        now = loop.time()
+        if now >= deadline:
+            yield end(
+                "this stream has reached its maximum lifetime; reconnect with Last-Event-ID", limits.retry_ms
+            )
+            return
+        event = await subscription.next(min(limits.keepalive_s - (now - quiet_since), deadline - now))
+        if subscription.closed:
+            yield end("the server is shutting down; reconnect with Last-Event-ID", limits.retry_ms)
+            return
+        if subscription.overflowed:
+            yield end("this stream fell too far behind; reconnect with Last-Event-ID", limits.retry_ms)
+            return
+        if event is None:
+            if loop.time() - quiet_since >= limits.keepalive_s:
+                yield Message(data=None, comment="keep-alive")
+                quiet_since = loop.time()
+            continue
+        try:
+            messages = await react([event, *subscription.pending()])
+        except Ended as ended:
+            for message in ended.args[0] if ended.args else ():
+                yield message
+            return
+        for message in messages:
+            yield message
+            quiet_since = loop.time()
