@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint openapi bench lock clean
+.PHONY: run test lint browser openapi bench lock clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,7 +17,7 @@ run: $(STAMP)
 	$(BIN)/chargeline serve
 
 ## test: lint, type-check and run the whole suite (throwaway embedded PostgreSQL unless TEST_DATABASE_URL is set)
-test: lint
+test: lint browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## lint: ruff and mypy --strict
@@ -25,6 +25,16 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+## browser: Debian's Chromium and its chromedriver for the live board's browser test (installed as root)
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian's chromium and chromium-driver for the browser test"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null \
+		|| { apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null; }; \
+	else echo "note: no chromium/chromedriver (apt-get install chromium chromium-driver): the board's browser test is skipped"; fi
 
 ## openapi: regenerate the committed OpenAPI document from the app
 openapi: $(STAMP)

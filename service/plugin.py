@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import cache
+from pathlib import Path
 
 from litestar import Litestar, Router
 from litestar.config.app import AppConfig
@@ -18,6 +19,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins import InitPluginProtocol
 from litestar.plugins.prometheus import PrometheusController
+from litestar.static_files import create_static_files_router
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.api import admin_events, admin_projections, availability, health, live, queues, tickets, webhooks
@@ -37,6 +39,7 @@ from service.realtime.sse import StreamLimits
 from service.settings import Settings
 
 log = logging.getLogger("service")
+BOARD_DIR = Path(__file__).parent / "board"
 
 
 class ChargelinePlugin(InitPluginProtocol):
@@ -62,6 +65,10 @@ class ChargelinePlugin(InitPluginProtocol):
                     middleware=[driver_rate_limit(self.settings).middleware],
                 ),
                 PrometheusController,
+                # The operators' live board: plain HTML, CSS and JavaScript, no build step.
+                create_static_files_router(
+                    path="/board", directories=[BOARD_DIR], html_mode=True, name="board"
+                ),
             ]
         )
         app_config.dependencies.update(

@@ -1,0 +1,257 @@
+// The live board: the network's connectors, each queue with its offers, the latest events, projection lag.
+// One stream of the whole log (the admin SSE endpoint, read with fetch so the token can travel in a header,
+// which EventSource cannot do) tells which locations to redraw; their state comes from the public read API.
+"use strict";
+
+const TOKEN_KEY = "chargeline.adminToken";
+const MAX_EVENTS = 30;
+const state = { token: null, lastEventId: null, locations: new Map(), stationLocation: new Map(), dirty: new Set() };
+let redrawTimer = null;
+
+function tokenFromPage() {
+  const match = location.hash.match(/token=([^&]+)/);
+  if (match) {
+    sessionStorage.setItem(TOKEN_KEY, decodeURIComponent(match[1]));
+    history.replaceState(null, "", location.pathname); // keep the token out of the address bar
+  }
+  return sessionStorage.getItem(TOKEN_KEY);
+}
+
+async function api(path) {
+  const response = await fetch(path, { headers: { Authorization: `Bearer ${state.token}` } });
+  if (response.status === 401) { showLogin("That token was refused."); throw new Error("unauthorized"); }
+  if (!response.ok) throw new Error(`${path}: ${response.status}`);
+  return response.json();
+}
+
+function showLogin(message) {
+  sessionStorage.removeItem(TOKEN_KEY);
+  document.getElementById("board").hidden = true;
+  const form = document.getElementById("login");
+  form.hidden = false;
+  setConnection("signed-out", message || "sign in with the admin token");
+}
+
+function setConnection(mode, text) {
+  const node = document.getElementById("connection");
+  node.dataset.state = mode;
+  node.textContent = text;
+}
+
+// --- drawing -------------------------------------------------------------------------------------
+
+function connectorClass(station, connector) {
+  if (!station.online) return "offline";
+  if (!station.active || !connector.active) return "unavailable";
+  if (connector.offerable) return "offerable";
+  if (connector.status === "faulted") return "faulted";
+  if (connector.status === "unavailable" || connector.status === "reserved") return "unavailable";
+  return "occupied";
+}
+
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function drawLocation(id) {
+  const entry = state.locations.get(id);
+  if (!entry) return;
+  let card = document.querySelector(`[data-location="${CSS.escape(id)}"]`);
+  if (!card) {
+    card = document.getElementById("location-template").content.firstElementChild.cloneNode(true);
+    card.dataset.location = id;
+    document.getElementById("locations").append(card);
+  }
+  const { location: site, queue } = entry;
+  const offered = new Set((queue ? queue.line : []).filter((t) => t.offer)
+    .map((t) => `${t.offer.chargestation_id}/${t.offer.connector_id}`));
+  card.querySelector(".name").textContent = site.name || id;
+  const stations = card.querySelector(".stations");
+  stations.replaceChildren(...site.chargestations.map((station) => {
+    const box = el("div", `station${station.online ? "" : " offline"}`);
+    box.dataset.station = station.id;
+    box.append(el("div", "station-name", `${station.id}${station.online ? "" : " · offline"}`));
+    const list = el("div", "connectors");
+    for (const connector of station.connectors) {
+      let kind = connectorClass(station, connector);
+      if (kind === "offerable" && offered.has(`${station.id}/${connector.id}`)) kind = "offered";
+      const chip = el("span", `connector ${kind}`, `${connector.type || "?"} ${connector.power_kw ?? ""}kW`);
+      chip.dataset.connector = connector.id;
+      chip.dataset.kind = kind;
+      chip.title = `${connector.id}: ${connector.status}`;
+      list.append(chip);
+    }
+    box.append(list);
+    return box;
+  }));
+  const counts = queue ? queue.counts : null;
+  card.querySelector(".queue-summary").textContent = counts
+    ? `${counts.waiting} waiting · ${counts.offered} offered · ${counts.held} held${queue.paused ? " · paused" : ""}`
+    : "";
+  const tickets = card.querySelector(".tickets");
+  if (!queue || queue.line.length === 0) {
+    tickets.replaceChildren(el("li", "empty", "nobody waiting"));
+    return;
+  }
+  tickets.replaceChildren(...queue.line.map((entry) => {
+    const item = el("li");
+    item.dataset.status = entry.status;
+    item.append(el("span", `status ${entry.status}`, entry.status), " ");
+    const wants = entry.requirements.connector_types.join("/") || "any connector";
+    item.append(el("span", "wants", wants));
+    if (entry.offer) {
+      const until = entry.status === "held" ? entry.offer.hold_until : entry.offer.respond_by;
+      item.append(` → ${entry.offer.connector_id} `);
+      const clock = el("span", "countdown");
+      clock.dataset.until = until;
+      item.append(clock);
+    } else {
+      item.append(el("span", "countdown", ` · waited ${Math.round(entry.waited_s / 60)} min`));
+    }
+    return item;
+  }));
+  tickCountdowns();
+}
+
+function tickCountdowns() {
+  for (const clock of document.querySelectorAll(".countdown[data-until]")) {
+    const left = Math.max(0, Math.round((Date.parse(clock.dataset.until) - Date.now()) / 1000));
+    clock.textContent = `${Math.floor(left / 60)}:${String(left % 60).padStart(2, "0")} left`;
+  }
+}
+
+function drawEvent(event) {
+  const list = document.getElementById("events");
+  const item = el("li");
+  item.append(el("span", "type", event.type), " ");
+  item.append(el("span", "meta", `#${event.position} ${event.stream_id} ${event.recorded_at.slice(11, 19)}`));
+  list.prepend(item);
+  while (list.children.length > MAX_EVENTS) list.lastElementChild.remove();
+}
+
+async function drawProjections() {
+  try {
+    const status = await api("/v1/admin/projections");
+    const rows = status.projections.map((p) => {
+      const row = el("tr");
+      row.append(el("td", "", p.name), el("td", p.lag > 100 ? "lagging" : "", `lag ${p.lag}`));
+      return row;
+    });
+    document.querySelector("#projections tbody").replaceChildren(...rows);
+  } catch (error) { /* shown as stale; the next round tries again */ }
+}
+
+// --- data ----------------------------------------------------------------------------------------
+
+async function loadLocation(id) {
+  const [site, queue] = await Promise.all([
+    api(`/v1/locations/${encodeURIComponent(id)}`),
+    api(`/v1/locations/${encodeURIComponent(id)}/queue`).catch(() => null),
+  ]);
+  for (const station of site.chargestations) state.stationLocation.set(station.id, id);
+  state.locations.set(id, { location: site, queue });
+  drawLocation(id);
+}
+
+async function loadAll() {
+  const { locations } = await api("/v1/locations");
+  await Promise.all(locations.map((site) => loadLocation(site.id)));
+}
+
+function locationOf(event) {
+  if (event.stream_id.startsWith("queue-")) return event.stream_id.slice("queue-".length);
+  if (event.stream_id.startsWith("location-")) return event.data._id;
+  if (event.data && typeof event.data.location === "string") return event.data.location;
+  if (event.data && state.stationLocation.has(event.data.chargestation)) {
+    return state.stationLocation.get(event.data.chargestation);
+  }
+  return null;
+}
+
+function markDirty(id) {
+  state.dirty.add(id);
+  if (redrawTimer) return;
+  redrawTimer = setTimeout(async () => { // a burst of events redraws each location once
+    redrawTimer = null;
+    const ids = [...state.dirty];
+    state.dirty.clear();
+    await Promise.all(ids.map((id) => loadLocation(id).catch(() => null)));
+  }, 150);
+}
+
+// --- the live stream -----------------------------------------------------------------------------
+
+function parseSse(buffer, onMessage) {
+  const parts = buffer.split(/\r?\n\r?\n/);
+  const rest = parts.pop();
+  for (const block of parts) {
+    const message = { data: null, event: null, id: null, retry: null };
+    for (const line of block.split(/\r?\n/)) {
+      const [field, ...value] = line.split(":");
+      const text = value.join(":").replace(/^ /, "");
+      if (field === "data") message.data = message.data === null ? text : `${message.data}\n${text}`;
+      else if (field === "event") message.event = text;
+      else if (field === "id") message.id = text;
+      else if (field === "retry") message.retry = Number(text);
+    }
+    onMessage(message);
+  }
+  return rest;
+}
+
+async function follow() {
+  let retryMs = 1000;
+  for (;;) {
+    try {
+      const headers = { Authorization: `Bearer ${state.token}` };
+      if (state.lastEventId) headers["Last-Event-ID"] = state.lastEventId;
+      const response = await fetch("/v1/admin/events/stream", { headers });
+      if (response.status === 401) { showLogin("That token was refused."); return; }
+      if (!response.ok) throw new Error(`stream: ${response.status}`);
+      setConnection("live", "live");
+      if (!state.lastEventId) await loadAll(); // first connection: draw everything once
+      const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buffer = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer = parseSse(buffer + value, (message) => {
+          if (message.retry) retryMs = message.retry;
+          if (message.id) state.lastEventId = message.id;
+          if (message.data === null) return; // keep-alive
+          const event = JSON.parse(message.data);
+          drawEvent(event);
+          const id = locationOf(event);
+          if (id) markDirty(id);
+        });
+      }
+    } catch (error) {
+      // the server restarted or the network dropped: retry below
+    }
+    setConnection("retrying", "reconnecting…");
+    await new Promise((resolve) => setTimeout(resolve, retryMs));
+  }
+}
+
+function start(token) {
+  state.token = token;
+  document.getElementById("login").hidden = true;
+  document.getElementById("board").hidden = false;
+  setInterval(tickCountdowns, 1000);
+  drawProjections();
+  setInterval(drawProjections, 2000);
+  follow();
+}
+
+document.getElementById("login").addEventListener("submit", (submitted) => {
+  submitted.preventDefault();
+  const token = document.getElementById("token").value.trim();
+  sessionStorage.setItem(TOKEN_KEY, token);
+  start(token);
+});
+
+const saved = tokenFromPage();
+if (saved) start(saved); else showLogin();
