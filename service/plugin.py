@@ -35,6 +35,7 @@ from service.eventlog.store import EventStore
 from service.projections.catalog import PROJECTIONS
 from service.projections.runner import ProjectionRunner
 from service.realtime.feed import LogFeed
+from service.realtime.shared import SharedReads
 from service.realtime.sse import StreamLimits
 from service.settings import Settings
 
@@ -147,6 +148,7 @@ class ChargelinePlugin(InitPluginProtocol):
             dispatcher = ProjectionRunner(store, Dispatcher(queues), doorbell, pace_s=0.005)
             scheduler = Scheduler(queues)
             feed = LogFeed(store, doorbell)
+            shared_reads = SharedReads()
             tasks = [asyncio.create_task(r.run(), name=f"projection-{r.projection.name}") for r in runners]
             tasks.append(asyncio.create_task(dispatcher.run(), name="dispatcher"))
             tasks.append(asyncio.create_task(scheduler.run(), name="scheduler"))
@@ -157,6 +159,7 @@ class ChargelinePlugin(InitPluginProtocol):
                     "dispatcher": dispatcher,
                     "scheduler": scheduler,
                     "feed": feed,
+                    "shared_reads": shared_reads,
                 }
             )
             _freeze_startup_heap()

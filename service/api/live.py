@@ -32,6 +32,7 @@ from service.projections import queue_queries
 from service.queue.events import TicketEvent, decode_event
 from service.queue.fold import evolve_queue, evolve_ticket
 from service.realtime.feed import LogFeed
+from service.realtime.shared import SharedReads
 from service.realtime.sse import Ended, Message, StreamLimits, end, stream
 
 LastEventId = Annotated[
@@ -42,6 +43,16 @@ LastEventId = Annotated[
 ]
 _json = msgspec.json.Encoder()
 SSE_DOC = "A text/event-stream; every message's id is a log position"
+
+
+def shared_of(state: State) -> SharedReads:
+    shared: SharedReads = state.shared_reads
+    return shared
+
+
+async def _site(queues: Queues, location_id: str, now: datetime) -> queue_queries.Site:
+    async with queues.store.connection() as connection:
+        return await queue_queries.site(connection, location_id, now)
 
 
 def limits_of(state: State) -> StreamLimits:
@@ -98,9 +109,14 @@ async def follow_ticket(
                     position = event.position
                 if position is None:
                     return []
-                view = await present_ticket(
-                    queues, state.tickets.get(ticket_id, mine), state, datetime.now(UTC)
-                )
+                now = datetime.now(UTC)
+                current = state.tickets.get(ticket_id, mine)
+                site = None
+                if current.status == "waiting":  # its place and estimate need the site: read once for all
+                    site = await shared_of(request.app.state).get(
+                        "site", location, position, lambda: _site(queues, location, now)
+                    )
+                view = await present_ticket(queues, current, state, now, site=site)
                 if _without_eta(view) == _without_eta(last):
                     return []  # nothing the driver sees changed (the estimate alone is no news)
                 last = view
@@ -142,7 +158,8 @@ async def follow_queue(
         async with feed.subscribe(streams=streams) as subscription:
             async with queues.store.connection() as connection:
                 latest = await queue_queries.latest_position(connection, streams)
-            board = await queue_board(queues, location_id)
+            shared = shared_of(request.app.state)
+            board = await shared.get("board", location_id, latest, lambda: queue_board(queues, location_id))
             first = (
                 []
                 if last_event_id is not None and latest <= last_event_id
@@ -151,10 +168,13 @@ async def follow_queue(
 
             async def react(events: Sequence[RecordedEvent]) -> Sequence[Message]:
                 nonlocal board
-                fresh = await queue_board(queues, location_id)
+                position = events[-1].position
+                fresh = await shared.get(
+                    "board", location_id, position, lambda: queue_board(queues, location_id)
+                )
                 if _board_changed(fresh, board):
                     board = fresh
-                    return [_board_message(fresh, events[-1].position)]
+                    return [_board_message(fresh, position)]
                 return []
 
             async for message in stream(first, subscription, react, limits_of(request.app.state)):

@@ -316,11 +316,19 @@ async def _replayed(
     )
 
 
-async def present_ticket(queues: Queues, ticket: Ticket, state: QueueState, now: datetime) -> TicketOut:
+async def present_ticket(
+    queues: Queues,
+    ticket: Ticket,
+    state: QueueState,
+    now: datetime,
+    *,
+    site: queue_queries.Site | None = None,
+) -> TicketOut:
     """The ticket with its place in ``state``'s line; the site (connectors, sessions, history) is read
-    only for a waiting ticket, the only kind with a place and an estimate."""
-    site = queue_queries.EMPTY_SITE
-    if ticket.status == "waiting":
+    (unless given) only for a waiting ticket, the only kind with a place and an estimate."""
+    if site is None and ticket.status != "waiting":
+        site = queue_queries.EMPTY_SITE
+    if site is None:
         async with queues.store.connection() as connection:
             site = await queue_queries.site(connection, ticket.location_id, now)
     return present(ticket, state.line(), site, state.policy, now)
