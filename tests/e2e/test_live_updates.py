@@ -232,3 +232,19 @@ async def test_a_long_poll_without_a_change_ends_with_a_304_after_the_wait(site:
     assert (response.status_code, response.headers["etag"]) == (304, etag)
     too_long = await a.get(path, params={"wait": 61}, headers=headers | {"If-None-Match": etag})
     assert too_long.status_code == 400
+
+
+async def test_a_change_reaches_subscribers_on_both_instances_once_each(site: Site) -> None:
+    a, b, station = site
+    ticket = await join(a, "ivy")
+    path = f"/v1/tickets/{ticket['id']}/events"
+    async with sse(a, path, headers=driver("ivy")) as on_a, sse(b, path, headers=driver("ivy")) as on_b:
+        assert (await on_a.next_event()).id == (await on_b.next_event()).id
+        await webhook(b, station.status("k1", "Available"))  # accepted by B this time
+        offered_a, offered_b = await on_a.next_event(), await on_b.next_event()
+        assert offered_a.json()["status"] == offered_b.json()["status"] == "offered"
+        assert offered_a.id == offered_b.id  # the same log position, whichever instance sent it
+        quiet_a, quiet_b = await on_a.next(), await on_b.next()
+        assert quiet_a is not None
+        assert quiet_b is not None
+        assert (quiet_a.data, quiet_b.data) == (None, None)  # keep-alives only: nothing twice
