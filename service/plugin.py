@@ -167,9 +167,7 @@ class ChargelinePlugin(InitPluginProtocol):
                 yield
             finally:
                 feed.close_all()
-                for task in tasks:
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
+                await _stop(tasks)
                 await store.close()
         await engine.dispose()
 
@@ -177,6 +175,19 @@ class ChargelinePlugin(InitPluginProtocol):
 def _engine(state: State) -> AsyncEngine:
     engine: AsyncEngine = state.engine
     return engine
+
+
+async def _stop(tasks: list[asyncio.Task[None]], timeout_s: float = 10.0) -> None:
+    """Cancel the background tasks and wait for them, but never forever: a shutdown that hangs is worse
+    than one that leaves a stuck task behind (named in the log)."""
+    for task in tasks:
+        task.cancel()
+    done, stuck = await asyncio.wait(tasks, timeout=timeout_s)
+    for task in done:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task %s failed", task.get_name(), exc_info=task.exception())
+    for task in stuck:
+        log.error("background task %s did not stop within %.0f s of shutdown", task.get_name(), timeout_s)
 
 
 def _feed(state: State) -> LogFeed:

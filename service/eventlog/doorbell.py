@@ -44,8 +44,11 @@ class Doorbell:
     async def wait(self) -> None:
         """Return when the log may have grown: on a notification, or after the poll interval."""
         rang = self._rang
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation that arrives
+        # as the wait completes, and a task that will not stop hangs the app's shutdown.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(rang.wait(), self._poll_interval_s)
+            async with asyncio.timeout(self._poll_interval_s):
+                await rang.wait()
 
     def _ring(self, *args: Any) -> None:
         if len(args) == 4 and str(args[3]).isdigit():  # (connection, pid, channel, payload)
@@ -77,7 +80,8 @@ class Doorbell:
             try:
                 while not closed.is_set():
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(closed.wait(), KEEPALIVE_S)
+                        async with asyncio.timeout(KEEPALIVE_S):
+                            await closed.wait()
                     await driver.execute("SELECT 1")  # notices a silently dead connection
             finally:
                 self.listening.clear()

@@ -98,7 +98,8 @@ class ProjectionRunner:
                 return False
             stepped = self._stepped
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stepped.wait(), remaining)
+                async with asyncio.timeout(remaining):  # not wait_for: see Doorbell.wait
+                    await stepped.wait()
         return True
 
     async def run(self) -> None:

@@ -54,7 +54,8 @@ class Subscription:
         if self.overflowed or self.closed:
             return None
         try:
-            return await asyncio.wait_for(self._queue.get(), timeout_s)
+            async with asyncio.timeout(timeout_s):  # not wait_for: see Doorbell.wait
+                return await self._queue.get()
         except TimeoutError:
             return None
 
