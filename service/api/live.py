@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 import msgspec
 from litestar import Request, Response, get
@@ -159,7 +159,7 @@ async def follow_queue(
             async with queues.store.connection() as connection:
                 latest = await queue_queries.latest_position(connection, streams)
             shared = shared_of(request.app.state)
-            board = await shared.get("board", location_id, latest, lambda: queue_board(queues, location_id))
+            board = await shared.get("board", location_id, latest, lambda: _published(queues, location_id))
             first = (
                 []
                 if last_event_id is not None and latest <= last_event_id
@@ -169,10 +169,11 @@ async def follow_queue(
             async def react(events: Sequence[RecordedEvent]) -> Sequence[Message]:
                 nonlocal board
                 position = events[-1].position
+                # Read and encoded once for every viewer of this board, however many there are.
                 fresh = await shared.get(
-                    "board", location_id, position, lambda: queue_board(queues, location_id)
+                    "board", location_id, position, lambda: _published(queues, location_id)
                 )
-                if _board_changed(fresh, board):
+                if _board_changed(fresh.board, board.board):
                     board = fresh
                     return [_board_message(fresh, position)]
                 return []
@@ -235,8 +236,19 @@ def _ticket_message(ticket: TicketOut, position: int) -> Message:
     return Message(data=_json.encode(ticket).decode(), event="ticket", id=position)
 
 
-def _board_message(board: QueueBoard, position: int) -> Message:
-    return Message(data=_json.encode(board).decode(), event="queue", id=position)
+class _Published(NamedTuple):
+    board: QueueBoard
+    data: str
+    """The board as JSON, encoded once."""
+
+
+async def _published(queues: Queues, location_id: str) -> _Published:
+    board = await queue_board(queues, location_id)
+    return _Published(board, _json.encode(board).decode())
+
+
+def _board_message(published: _Published, position: int) -> Message:
+    return Message(data=published.data, event="queue", id=position)
 
 
 def _event_message(event: RecordedEvent) -> Message:
