@@ -1,4 +1,4 @@
-"""``python -m bench [ingest|rebuild|queue] [options]``; without a command it runs ``ingest`` (as before)."""
+"""``python -m bench [ingest|rebuild|queue|subscribers] [options]``; without a command it runs ``ingest``."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from bench.queue_latency import settings_for as queue_settings_for
 from bench.rebuild import print_rebuild_report, run_rebuild, settings_for
 from bench.report import print_report, write_json
 from bench.results import RunSettings
+from bench.subscribers import print_subscribers_report, run_subscribers
+from bench.subscribers import settings_for as subscribers_settings_for
 
 RESULTS_DIR = Path(__file__).parent / "results"  # gitignored
 
@@ -27,6 +29,9 @@ CONNECTIONS = (32, 8)
 REBUILD_EVENTS = (1_000_000, 5_000)
 REBUILD_ROUNDS = (2, 1)
 QUEUE_SITES = (50, 3)
+SUBSCRIBERS = (10_000, 200)
+BROADCASTS = (5, 3)
+BROADCAST_SPACING_S = (2.0, 0.5)
 
 
 @click.group(invoke_without_command=True)
@@ -143,6 +148,36 @@ def queue_command(smoke: bool, sites: int | None, output: Path | None) -> None:
     console = Console()
     results = asyncio.run(run_queue(settings, console))
     print_queue_report(results, console)
+    write_json(results, output)
+    console.print(f"Results written to {output}")
+    sys.exit(0 if results.ok else 1)
+
+
+@main.command("subscribers")
+@click.option(
+    "--smoke", is_flag=True, help="200 subscribers, 3 broadcasts: checks the harness, judges nothing."
+)
+@click.option(
+    "--subscribers",
+    type=click.IntRange(min=1),
+    help="Concurrent SSE streams of one location's board [10,000; smoke 200].",
+)
+@click.option(
+    "--output", type=click.Path(dir_okay=False, path_type=Path), help="Where to write the JSON results."
+)
+def subscribers_command(smoke: bool, subscribers: int | None, output: Path | None) -> None:
+    """N SSE subscribers on one process: the app's RSS, and how soon a broadcast reaches all of them."""
+    pick = 1 if smoke else 0
+    settings = subscribers_settings_for(
+        smoke=smoke,
+        subscribers=subscribers or SUBSCRIBERS[pick],
+        broadcasts=BROADCASTS[pick],
+        spacing_s=BROADCAST_SPACING_S[pick],
+    )
+    output = output or RESULTS_DIR / ("subscribers-smoke.json" if smoke else "subscribers.json")
+    console = Console()
+    results = asyncio.run(run_subscribers(settings, console))
+    print_subscribers_report(results, console)
     write_json(results, output)
     console.print(f"Results written to {output}")
     sys.exit(0 if results.ok else 1)

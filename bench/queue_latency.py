@@ -9,7 +9,9 @@ waiting for CCS2. Then, site after site, a fixed interval apart so each is an is
 1. **advance**: ``chargestation.connector_status.updated`` with the connector "Available". Timed from
    the webhook's 200 (wall clock, taken right after it) to the ``recorded_at`` of the
    ``ticket.offered`` it causes (PostgreSQL's ``clock_timestamp()``: the same machine's clock), and,
-   as the driver sees it, to the first ``GET /v1/tickets/{id}`` answering "offered", polled every 2 ms.
+   as the driver sees it, to the ``event: ticket`` message with status "offered" arriving on the
+   driver's ticket stream (``GET /v1/tickets/{id}/events``, opened before the webhook; this process's
+   monotonic clock). One ``GET /v1/tickets/{id}`` afterwards checks that the ticket reads "offered".
    Once the offer is seen the operator pauses the queue, so that after the no-answer snooze below the
    same connector is not offered to the same driver again (the rules would, once the snooze is over):
    every site then has exactly one offer, and "never offered twice" can be checked strictly.
@@ -17,8 +19,9 @@ waiting for CCS2. Then, site after site, a fixed interval apart so each is an is
    ``recorded_at`` of the ``ticket.snoozed`` (by ``no_answer``) minus its ``at``, the deadline it
    acted on (checked to be the offer's ``respond_by``).
 
-Checked, and the run fails (exit 1) if not: every site gets exactly one offer, for its driver's ticket
-on its connector, recorded after the webhook that freed it; exactly one no-answer snooze per site, on
+Checked, and the run fails (exit 1) if not: every driver's stream shows the offer, and a GET then shows
+it too; every site gets exactly one offer, for its driver's ticket on its connector, recorded after the
+webhook that freed it; exactly one no-answer snooze per site, on
 the offer's deadline; each queue's log holds exactly the expected events; no projection skipped an event.
 """
 
@@ -31,7 +34,7 @@ import secrets
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -47,6 +50,7 @@ from bench.database import PostgresInfo, postgres_info, scratch_database, server
 from bench.load import Latency
 from bench.results import Machine, Target, machine
 from bench.servers import AppServer, ServerFailed
+from bench.sse_client import SseError, SseMessage, SseReader, Stream, open_stream
 from service.api.drivers import mint_token
 from service.dispatch.dispatcher import Dispatcher
 from service.projections.catalog import PROJECTIONS
@@ -56,13 +60,15 @@ if TYPE_CHECKING:
     Connection = asyncpg.Connection[asyncpg.Record]
 
 SPACING_S = 0.1  # between two sites' webhooks: each advance is measured alone, not in a burst
-POLL_S = 0.002  # the driver's app polls its ticket this often (or back to back, when a GET takes longer)
-FAST_POLLS = 90  # then every SLOW_POLL_S: a driver's token may make 120 requests a minute
-SLOW_POLL_S = 0.25
 RESPOND_WITHIN_S = 1
 CONNECTOR_TYPE = "CCS2"
-LATENESS_LIMIT_MS = 1000.0  # the product promise: an unanswered offer passes on within 1 s of its deadline
+# The product targets: a freed connector's offer reaches the waiting driver's stream this soon after the
+# webhook's 200; an unanswered offer passes on within 1 s of its deadline.
+SSE_P50_LIMIT_MS = 10.0
+SSE_P99_LIMIT_MS = 50.0
+LATENESS_LIMIT_MS = 1000.0
 OFFER_TIMEOUT_S = 5.0  # no offer seen this long after the connector freed: the run fails
+STREAM_OPEN_TIMEOUT_S = 10.0  # a driver's stream must be open, its first message read, within this
 GRACE_S = 10.0  # how long past the last deadline the harness waits for the scheduler before failing
 SETUP_TIMEOUT_S = 30.0
 WAIT_STEP_S = 0.02
@@ -98,18 +104,19 @@ _STREAM_TYPES = """
     SELECT stream_id, array_agg(type ORDER BY type) FROM events WHERE stream_id = ANY($1::text[])
      GROUP BY stream_id
 """
-_CAUGHT_UP = """
+# Every read model and the dispatcher have caught up with the log (the subscribers benchmark uses it too).
+CAUGHT_UP = """
     SELECT count(*) FROM projection_checkpoints
      WHERE name = ANY($1::text[]) AND position >= (SELECT coalesce(max(position), 0) FROM events)
 """
-_RUNNERS = [*PROJECTIONS, Dispatcher.name]
+RUNNERS = [*PROJECTIONS, Dispatcher.name]
 
 
 class QueueSettings(msgspec.Struct, kw_only=True):
     smoke: bool
     sites: int
     spacing_ms: float = SPACING_S * 1000
-    poll_ms: float = POLL_S * 1000
+    driver_view: str = "sse"  # each driver follows GET /v1/tickets/{id}/events, opened before the webhook
     respond_within_s: int = RESPOND_WITHIN_S
     connector_type: str = CONNECTOR_TYPE
 
@@ -129,9 +136,8 @@ class SiteRun(msgspec.Struct, kw_only=True):
     location_id: str
     ticket_id: str
     webhook_ms: float  # the "Available" webhook's round trip, sent → 200
-    visible_ms: float  # from the 200 to the first GET answering "offered" (this process's clock)
-    polls: int  # GETs it took
-    get_ms: float  # the round trip of the GET that saw the offer
+    sse_ms: float  # from the 200 to the "offered" ticket message on the driver's stream (monotonic clock)
+    get_ms: float  # the round trip of the GET that checks the offer afterwards
     offer_ms: float | None = None  # the offer's recorded_at - the wall clock right after the 200
     log_ms: float | None = None  # the offer's recorded_at - the webhook event's (both PostgreSQL's clock)
     lateness_ms: float | None = None  # the no-answer snooze's recorded_at - the deadline it acted on
@@ -139,7 +145,7 @@ class SiteRun(msgspec.Struct, kw_only=True):
 
 class QueueFigures(msgspec.Struct, frozen=True, kw_only=True):
     offer_ms: Latency
-    visible_ms: Latency
+    sse_ms: Latency
     log_ms: Latency
     webhook_ms: Latency
     get_ms: Latency
@@ -175,6 +181,9 @@ class Site:
     ticket_id: str = ""
     delivery_id: str = ""  # the "Available" webhook's envelope _id
     answered_at: float = 0.0  # time.time() right after its 200
+    follow: Stream | None = None  # the driver's ticket stream
+    messages: asyncio.Queue[SseMessage | None] = field(default_factory=asyncio.Queue)
+    """What arrives on it, stamped on arrival by a reader task (None: the stream ended)."""
 
     @property
     def stream(self) -> str:
@@ -200,7 +209,7 @@ async def _measure(settings: QueueSettings, results: QueueResults, console: Cons
             db: Connection = await asyncpg.connect(url)
             try:
                 results.postgres = await postgres_info(db, source)
-                results.clock = await _clock_check(db)
+                results.clock = await clock_check(db)
                 console.print(
                     f"PostgreSQL {results.postgres.version} ({source}); its clock - ours: "
                     f"{results.clock.offset_ms:+.2f} ms (± {results.clock.round_trip_ms / 2:.2f})",
@@ -229,7 +238,7 @@ async def _measure(settings: QueueSettings, results: QueueResults, console: Cons
     _summarise(results)
 
 
-async def _clock_check(db: Connection) -> ClockCheck:
+async def clock_check(db: Connection) -> ClockCheck:
     best: tuple[float, float] | None = None
     for _ in range(5):
         before = time.time()
@@ -264,16 +273,26 @@ class _Run:
 
     async def run(self) -> None:
         await self._set_up()
-        self.console.print(
-            f"{len(self.sites)} sites ready: one {CONNECTOR_TYPE} connector charging and one driver waiting "
-            f"each, respond_within_s={RESPOND_WITHIN_S}; freeing the connectors {SPACING_S * 1000:.0f} ms "
-            "apart",
-            highlight=False,
-        )
-        await self._advances()
-        deadlines = await self._offers()
-        await self._deadlines(deadlines)
-        await self._final_checks()
+        readers: list[asyncio.Task[None]] = []
+        try:
+            await self._open_streams(readers)
+            self.console.print(
+                f"{len(self.sites)} sites ready: one {CONNECTOR_TYPE} connector charging and one driver "
+                f"waiting each, following its ticket's stream, respond_within_s={RESPOND_WITHIN_S}; freeing "
+                f"the connectors {SPACING_S * 1000:.0f} ms apart",
+                highlight=False,
+            )
+            await self._advances()
+            deadlines = await self._offers()
+            await self._deadlines(deadlines)
+            await self._final_checks()
+        finally:
+            for site in self.sites:
+                if site.follow is not None:
+                    site.follow.close()
+            for task in readers:
+                task.cancel()
+            await asyncio.gather(*readers, return_exceptions=True)
 
     # -- set-up -----------------------------------------------------------------------------------
 
@@ -324,6 +343,29 @@ class _Run:
             raise QueueFailure(f"site {site.number}: joined as {ticket['status']!r}, expected waiting")
         site.ticket_id = ticket["id"]
 
+    async def _open_streams(self, readers: list[asyncio.Task[None]]) -> None:
+        """Each driver opens its ticket's stream, as the app does while its driver waits, and reads the
+        first message (the ticket as it is now: waiting) so the stream is known to be live. From then
+        on a task per stream reads every message as it arrives and stamps it."""
+        for site in self.sites:
+            path = f"/v1/tickets/{site.ticket_id}/events"
+            try:
+                site.follow = await asyncio.wait_for(
+                    open_stream("127.0.0.1", self.app.port, path, headers=site.headers),
+                    STREAM_OPEN_TIMEOUT_S,
+                )
+                reader = SseReader(site.follow)
+                first = await asyncio.wait_for(reader.next(), STREAM_OPEN_TIMEOUT_S)
+            except (SseError, TimeoutError) as exc:
+                self.app.check_alive()
+                raise QueueFailure(f"site {site.number}: its ticket stream: {exc!r}") from None
+            if first is None or first.event != "ticket" or first.data is None:
+                raise QueueFailure(f"site {site.number}: the ticket stream began with {first!r}")
+            status = json.loads(first.data)["status"]
+            if status != "waiting":
+                raise QueueFailure(f"site {site.number}: the ticket stream shows {status!r}, not waiting")
+            readers.append(asyncio.create_task(_read_into(reader, site.messages)))
+
     # -- 1. advances --------------------------------------------------------------------------------
 
     async def _advances(self) -> None:
@@ -337,48 +379,68 @@ class _Run:
             response = await self.http.post("/webhooks/edrv", content=body, headers=JSON)
             site.answered_at, answered = time.time(), time.perf_counter()
             self._expect(response, 200, "POST /webhooks/edrv (connector available)")
-            seen, polls, get_s = await self._poll_until_offered(site, answered)
+            seen = await self._offer_on_stream(site)
+            get_s = await self._check_offer(site)
             run = SiteRun(
                 location_id=site.location_id,
                 ticket_id=site.ticket_id,
                 webhook_ms=round((answered - sent) * 1000, 3),
-                visible_ms=round((seen - answered) * 1000, 3),
-                polls=polls,
+                sse_ms=round((seen - answered) * 1000, 3),
                 get_ms=round(get_s * 1000, 3),
             )
             self.results.sites.append(run)
             await self._pause(site)
             self.console.print(
                 f"  site {site.number:>3}/{len(self.sites)}  webhook {run.webhook_ms:6.2f} ms  "
-                f"offer seen after {run.visible_ms:6.2f} ms ({polls} GET{'s' if polls > 1 else ''})",
+                f"offer on the driver's stream after {run.sse_ms:6.2f} ms  (GET check {run.get_ms:5.2f} ms)",
                 highlight=False,
             )
 
-    async def _poll_until_offered(self, site: Site, since: float) -> tuple[float, int, float]:
-        """When the driver's GET first answered "offered" (perf_counter), how many GETs it took, and
-        that GET's round trip (s)."""
-        polls = 0
+    async def _offer_on_stream(self, site: Site) -> float:
+        """When the "offered" ticket message arrived on the driver's stream (perf_counter). It may be a
+        moment before ``answered``: when the 200 and the message are read in the same turn of the event
+        loop, the reader task may stamp the message first."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + OFFER_TIMEOUT_S
         while True:
-            polls += 1
-            started = time.perf_counter()
-            response = await self.http.get(f"/v1/tickets/{site.ticket_id}", headers=site.headers)
-            seen = time.perf_counter()
-            self._expect(response, 200, "GET ticket")
-            ticket = response.json()
+            try:
+                message = await asyncio.wait_for(site.messages.get(), max(deadline - loop.time(), 0.0))
+            except TimeoutError:
+                self.app.check_alive()
+                raise QueueFailure(
+                    f"site {site.number}: no offer on the driver's stream {OFFER_TIMEOUT_S:.0f} s after its "
+                    f"connector became available\n{self.app.log_tail()}"
+                ) from None
+            if message is None:
+                self.app.check_alive()
+                raise QueueFailure(f"site {site.number}: the driver's stream ended before the offer")
+            if message.event != "ticket" or message.data is None:
+                continue
+            ticket = json.loads(message.data)
             if ticket["status"] == "offered":
                 offer = ticket["offer"]
                 if (offer["chargestation_id"], offer["connector_id"]) != (site.station.id, site.connector_id):
                     raise QueueFailure(f"site {site.number}: offered another connector: {offer}")
-                return seen, polls, seen - started
+                return message.received_at
             if ticket["status"] != "waiting":
                 raise QueueFailure(f"site {site.number}: the ticket became {ticket['status']!r}, not offered")
-            if seen - since > OFFER_TIMEOUT_S:
-                raise QueueFailure(
-                    f"site {site.number}: no offer {OFFER_TIMEOUT_S:.0f} s after its connector became "
-                    f"available\n{self.app.log_tail()}"
-                )
-            pause = POLL_S if polls < FAST_POLLS else SLOW_POLL_S
-            await asyncio.sleep(max(0.0, started + pause - time.perf_counter()))
+
+    async def _check_offer(self, site: Site) -> float:
+        """One GET of the ticket once its stream showed the offer: it must read "offered" too. Returns
+        that GET's round trip (s)."""
+        started = time.perf_counter()
+        response = await self.http.get(f"/v1/tickets/{site.ticket_id}", headers=site.headers)
+        round_trip = time.perf_counter() - started
+        self._expect(response, 200, "GET ticket")
+        ticket = response.json()
+        if ticket["status"] != "offered":
+            raise QueueFailure(
+                f"site {site.number}: its stream showed the offer, but GET answers {ticket['status']!r}"
+            )
+        offer = ticket["offer"]
+        if (offer["chargestation_id"], offer["connector_id"]) != (site.station.id, site.connector_id):
+            raise QueueFailure(f"site {site.number}: GET shows another connector offered: {offer}")
+        return round_trip
 
     async def _pause(self, site: Site) -> None:
         path = f"/v1/admin/locations/{site.location_id}/queue/pause"
@@ -471,7 +533,7 @@ class _Run:
     # -- helpers ------------------------------------------------------------------------------------
 
     async def _caught_up(self) -> bool:
-        return bool(await self.db.fetchval(_CAUGHT_UP, _RUNNERS) == len(_RUNNERS))
+        return bool(await self.db.fetchval(CAUGHT_UP, RUNNERS) == len(RUNNERS))
 
     async def _wait(self, done: Callable[[], Awaitable[bool]], timeout_s: float, what: str) -> None:
         loop = asyncio.get_running_loop()
@@ -485,6 +547,14 @@ class _Run:
     def _expect(self, response: httpx.Response, status: int, what: str) -> None:
         if response.status_code != status:
             raise QueueFailure(f"{what} answered {response.status_code}, expected {status}: {response.text}")
+
+
+async def _read_into(reader: SseReader, messages: asyncio.Queue[SseMessage | None]) -> None:
+    while True:
+        message = await reader.next()
+        messages.put_nowait(message)
+        if message is None:
+            return
 
 
 def _site(number: int, jwt_secret: str) -> Site:
@@ -529,13 +599,21 @@ def _summarise(results: QueueResults) -> None:
 
     figures = QueueFigures(
         offer_ms=latency_of(column([site.offer_ms for site in sites])),
-        visible_ms=latency_of([site.visible_ms for site in sites]),
+        sse_ms=latency_of([site.sse_ms for site in sites]),
         log_ms=latency_of(column([site.log_ms for site in sites])),
         webhook_ms=latency_of([site.webhook_ms for site in sites]),
         get_ms=latency_of([site.get_ms for site in sites]),
         lateness_ms=latency_of(column([site.lateness_ms for site in sites])),
     )
     results.figures = figures
+    judge = not results.settings.smoke
+    for name, limit, value in (
+        ("webhook 200 → offer on the driver's SSE stream, p50", SSE_P50_LIMIT_MS, figures.sse_ms.p50),
+        ("webhook 200 → offer on the driver's SSE stream, p99", SSE_P99_LIMIT_MS, figures.sse_ms.p99),
+    ):
+        results.targets.append(
+            Target(name=name, limit=limit, value=value, unit="ms", passed=value <= limit if judge else None)
+        )
     worst = figures.lateness_ms.max
     results.targets.append(
         Target(
@@ -556,7 +634,7 @@ def print_queue_report(results: QueueResults, console: Console) -> None:
             title=(
                 f"Queue: {settings.sites} sites, one {settings.connector_type} connector and one waiting "
                 f"driver each, freed {settings.spacing_ms:.0f} ms apart; advances timed from the webhook's "
-                f"200, the driver polling every {settings.poll_ms:g} ms; deadlines after "
+                f"200, each driver following its ticket's SSE stream; deadlines after "
                 f"respond_within_s={settings.respond_within_s}"
             ),
             caption=(
@@ -571,10 +649,10 @@ def print_queue_report(results: QueueResults, console: Console) -> None:
             table.add_column(name, justify="right")
         rows: list[tuple[str, Latency, str]] = [
             ("advance: offer committed", figures.offer_ms, "bold"),
-            ("advance: seen by the driver", figures.visible_ms, "bold"),
+            ("advance: offer on the driver's stream", figures.sse_ms, "bold"),
             ("  webhook event → offer (log)", figures.log_ms, "dim"),
             ("  webhook round trip", figures.webhook_ms, "dim"),
-            ("  GET ticket round trip", figures.get_ms, "dim"),
+            ("  GET ticket after the offer (check)", figures.get_ms, "dim"),
             ("deadline: lateness", figures.lateness_ms, "bold"),
         ]
         for name, latency, style in rows:

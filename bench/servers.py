@@ -8,7 +8,9 @@ shown when something fails.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -18,6 +20,7 @@ from pathlib import Path
 from types import TracebackType
 
 import httpx
+import psutil
 
 from bench import DATABASE_URL_ENV, ROOT
 
@@ -27,6 +30,37 @@ STOP_TIMEOUT_S = 15.0
 
 class ServerFailed(RuntimeError):
     """An app did not start, or died; the message carries the end of its log."""
+
+
+def raise_open_files_limit() -> tuple[int, int]:
+    """Raise this process's soft ``RLIMIT_NOFILE`` to its hard limit, so that it, and every process it
+    starts afterwards (they inherit it: the app, a client), can hold that many sockets. Returns the
+    limits in force, (soft, hard)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard
+    if target == resource.RLIM_INFINITY:  # the kernel still caps it at fs.nr_open
+        try:
+            target = int(Path("/proc/sys/fs/nr_open").read_text())
+        except (OSError, ValueError):
+            target = max(soft, 65_536)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return soft, hard
+
+
+def tree_rss(pid: int) -> int:
+    """Resident memory of a process and its children, in bytes (0 if it is gone)."""
+    try:
+        process = psutil.Process(pid)
+        total = int(process.memory_info().rss)
+        for child in process.children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                total += int(child.memory_info().rss)
+        return total
+    except psutil.Error:
+        return 0
 
 
 def free_port() -> int:

@@ -24,7 +24,7 @@ from service.api.drivers import DRIVER_SECURITY, Driver
 from service.api.problems import problem_responses
 from service.api.queues import QueueBoard, known_location, queue_board
 from service.api.ticket_out import TicketOut
-from service.api.tickets import DRIVER_ERRORS, LocationId, TicketId, own_ticket, present_ticket
+from service.api.tickets import DRIVER_ERRORS, LocationId, TicketId, own_ticket, present_ticket, settle
 from service.dispatch.queues import Queues, stream_of
 from service.eventlog.model import RecordedEvent
 from service.eventlog.store import read_after
@@ -158,8 +158,10 @@ async def follow_queue(
         async with feed.subscribe(streams=streams) as subscription:
             async with queues.store.connection() as connection:
                 latest = await queue_queries.latest_position(connection, streams)
-            shared = shared_of(request.app.state)
-            board = await shared.get("board", location_id, latest, lambda: _published(queues, location_id))
+            state, shared = request.app.state, shared_of(request.app.state)
+            board = await shared.get(
+                "board", location_id, latest, lambda: _published(state, queues, location_id, latest)
+            )
             first = (
                 []
                 if last_event_id is not None and latest <= last_event_id
@@ -171,9 +173,9 @@ async def follow_queue(
                 position = events[-1].position
                 # Read and encoded once for every viewer of this board, however many there are.
                 fresh = await shared.get(
-                    "board", location_id, position, lambda: _published(queues, location_id)
+                    "board", location_id, position, lambda: _published(state, queues, location_id, position)
                 )
-                if _board_changed(fresh.board, board.board):
+                if fresh.shape != board.shape:
                     board = fresh
                     return [_board_message(fresh, position)]
                 return []
@@ -240,11 +242,20 @@ class _Published(NamedTuple):
     board: QueueBoard
     data: str
     """The board as JSON, encoded once."""
+    shape: bytes
+    """What makes a board news (all but the waited times, which tick by themselves), encoded once."""
 
 
-async def _published(queues: Queues, location_id: str) -> _Published:
+BOARD_PROJECTIONS = ("connector_availability", "tickets")
+"""The read models a board is drawn from (besides the queue's own stream)."""
+
+
+async def _published(state: State, queues: Queues, location_id: str, position: int) -> _Published:
+    """The board once the read models have caught up with ``position`` (the change it announces)."""
+    await settle(state, queues.store, position, BOARD_PROJECTIONS)
     board = await queue_board(queues, location_id)
-    return _Published(board, _json.encode(board).decode())
+    data = _json.encode(board).decode()
+    return _Published(board, data, _json.encode(_shape(board)))
 
 
 def _board_message(published: _Published, position: int) -> Message:
@@ -259,18 +270,8 @@ def _without_eta(ticket: TicketOut) -> TicketOut:
     return msgspec.structs.replace(ticket, eta=None)
 
 
-def _board_changed(fresh: QueueBoard, known: QueueBoard) -> bool:
-    """Waited times tick by themselves; a board is news when anything else differs."""
-
-    def shape(board: QueueBoard) -> Any:
-        return [
-            board.paused,
-            board.counts,
-            board.offerable_connectors,
-            [(e.status, e.offer) for e in board.line],
-        ]
-
-    return bool(shape(fresh) != shape(known))
+def _shape(board: QueueBoard) -> Any:
+    return [board.paused, board.counts, board.offerable_connectors, [(e.status, e.offer) for e in board.line]]
 
 
 ROUTES = [follow_queue, follow_log]

@@ -90,7 +90,7 @@ async def queue_board(queues: Queues, location_id: str) -> QueueBoard:
     now = datetime.now(UTC)
     state = await queues.load(location_id)
     async with queues.store.connection() as connection:
-        site = await queue_queries.site(connection, location_id, now)
+        site = await queue_queries.site(connection, location_id, now, history=False)
         ended = await queue_queries.ended_counts(connection, location_id, now - ENDED_WINDOW)
     line = state.line()
     offered = {t.offer.spot for t in line if t.offer is not None}

@@ -334,24 +334,26 @@ async def present_ticket(
     return present(ticket, state.line(), site, state.policy, now)
 
 
-async def settle(state: State, store: EventStore, position: int) -> None:
-    """Wait (briefly) until the tickets read model reflects ``position``: the driver's next read then
-    sees their own write, whichever instance serves it."""
-    runner: ProjectionRunner = next(r for r in state.projection_runners if r.projection.name == "tickets")
-    if runner.active.is_set():
-        await runner.reached(position, READ_YOUR_WRITES_S)
-        return
-    # Another process runs the projection: watch its checkpoint.
+async def settle(
+    state: State, store: EventStore, position: int, projections: tuple[str, ...] = ("tickets",)
+) -> None:
+    """Wait (briefly) until these read models reflect ``position``: the driver's next read then sees
+    their own write, and a stream's next message the change it announces, whichever instance serves it."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + READ_YOUR_WRITES_S
-    while loop.time() < deadline:
-        async with store.connection() as connection:
-            reached = await connection.fetchval(
-                "SELECT position FROM projection_checkpoints WHERE name = 'tickets'"
-            )
-        if reached is not None and reached >= position:
-            return
-        await asyncio.sleep(0.01)
+    for name in projections:
+        runner: ProjectionRunner = next(r for r in state.projection_runners if r.projection.name == name)
+        if runner.active.is_set():
+            await runner.reached(position, max(deadline - loop.time(), 0))
+            continue
+        while loop.time() < deadline:  # another process runs the projection: watch its checkpoint
+            async with store.connection() as connection:
+                reached = await connection.fetchval(
+                    "SELECT position FROM projection_checkpoints WHERE name = $1", name
+                )
+            if reached is not None and reached >= position:
+                break
+            await asyncio.sleep(0.01)
 
 
 ROUTES = [join_queue, get_ticket, accept_offer, snooze_offer, leave_queue]

@@ -30,6 +30,8 @@ class Doorbell:
         self.listening = asyncio.Event()
         self.head = 0
         """The log's highest position as far as the doorbell knows (read on connect, then announced)."""
+        self.rings = 0
+        """How many times it has rung: take it before reading the log, pass it to ``wait``."""
 
     async def __aenter__(self) -> Doorbell:
         self._task = asyncio.create_task(self._listen(), name="eventlog-doorbell")
@@ -41,8 +43,14 @@ class Doorbell:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    async def wait(self) -> None:
-        """Return when the log may have grown: on a notification, or after the poll interval."""
+    async def wait(self, seen: int | None = None) -> None:
+        """Return when the log may have grown: on a notification, or after the poll interval.
+
+        ``seen`` is ``rings`` as it was before the caller last read the log: a ring that came while it
+        was reading is not lost, the wait returns at once. (Without it, an event committed during the
+        read would wait for the next one, or for the poll.)"""
+        if seen is not None and seen != self.rings:
+            return
         rang = self._rang
         # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation that arrives
         # as the wait completes, and a task that will not stop hangs the app's shutdown.
@@ -53,6 +61,7 @@ class Doorbell:
     def _ring(self, *args: Any) -> None:
         if len(args) == 4 and str(args[3]).isdigit():  # (connection, pid, channel, payload)
             self.head = max(self.head, int(args[3]))
+        self.rings += 1
         rang, self._rang = self._rang, asyncio.Event()
         rang.set()
 

@@ -44,8 +44,10 @@ async def tail_events(
         if not follow:
             return
         async with Doorbell(engine) as doorbell:
+            seen = doorbell.rings
             while True:
-                await doorbell.wait()
+                await doorbell.wait(seen)
+                seen = doorbell.rings
                 while batch := await store.read_all(after, 1000, stream_id=stream_id, type=event_type):
                     for event in batch:
                         click.echo(format_event(event, as_json=as_json))

@@ -81,9 +81,9 @@ async def location_known(connection: Connection, location_id: str) -> bool:
     )
 
 
-async def site(connection: Connection, location_id: str, now: datetime) -> Site:
-    """The location's connectors (from the availability read model) with the session on each, and the
-    recent history of session lengths and hand-over gaps at its stations."""
+async def site(connection: Connection, location_id: str, now: datetime, *, history: bool = True) -> Site:
+    """The location's connectors (from the availability read model) with the session on each, and (for
+    estimates) the recent history of session lengths and hand-over gaps at its stations."""
     rows = await connection.fetch(
         """
         SELECT c.chargestation_id, c.id, c.type, c.power_kw, c.status, c.active,
@@ -123,7 +123,9 @@ async def site(connection: Connection, location_id: str, now: datetime) -> Site:
         )
         for row in rows
     ]
-    history = await connection.fetch(
+    if not history:
+        return Site(connectors=connectors, history=EMPTY_SITE.history)
+    past = await connection.fetch(
         """
         WITH recent AS (
             SELECT chargestation_id, connector_id, started_at, ended_at FROM sessions
@@ -142,9 +144,9 @@ async def site(connection: Connection, location_id: str, now: datetime) -> Site:
     return Site(
         connectors=connectors,
         history=SiteHistory(
-            session_lengths_s=tuple(row[0] for row in history),
+            session_lengths_s=tuple(row[0] for row in past),
             handover_gaps_s=tuple(
-                row[1] for row in history if row[1] is not None and 0 <= row[1] <= MAX_HANDOVER_S
+                row[1] for row in past if row[1] is not None and 0 <= row[1] <= MAX_HANDOVER_S
             ),
         ),
     )

@@ -122,6 +122,7 @@ class ProjectionRunner:
                 self.active.set()
                 log.info("projection %s: this process runs it", self.projection.name)
                 while not lease.is_closed():
+                    seen = self.doorbell.rings
                     consumed = await self.step()
                     if consumed >= self.batch_size:
                         continue  # behind: keep going
@@ -131,7 +132,7 @@ class ProjectionRunner:
                         # steps come every pace_s with bigger batches instead of competing with appends.
                         await asyncio.sleep(self.pace_s)
                         continue
-                    await self.doorbell.wait()  # caught up and quiet
+                    await self.doorbell.wait(seen)  # caught up and quiet
             finally:
                 self.active.clear()
 

@@ -97,8 +97,9 @@ class LogFeed:
                 if not self.ready.is_set():
                     self.position = await self.store.head_position()
                     self.ready.set()
+                seen = self.doorbell.rings
                 await self._catch_up()
-                await self.doorbell.wait()
+                await self.doorbell.wait(seen)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the database is away: keep the position, read on when it is back

@@ -24,6 +24,8 @@ class SharedReads:
         """The result of ``read()`` for ``what`` of ``key`` as of log ``position``, read once."""
         slot = (what, key, position)
         task = self._reads.get(slot)
+        if task is not None and task.done() and not task.cancelled() and task.exception() is None:
+            return cast(T, task.result())  # the common case in a broadcast: read already, no waiting
         if task is None:
             task = asyncio.ensure_future(read())
             self._reads[slot] = task

@@ -1,7 +1,7 @@
 """`python -m bench queue --smoke` end to end, so the queue benchmark harness cannot rot unnoticed.
 
-It checks that the harness runs, the queue passed its checks (one offer and one no-answer snooze per
-site) and figures were recorded, never how fast anything is.
+It checks that the harness runs, the queue passed its checks (the offer on each driver's ticket stream,
+one offer and one no-answer snooze per site) and figures were recorded, never how fast anything is.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from tests.e2e.test_bench_smoke import ROOT, bench_env
 
-FIGURES = ("offer_ms", "visible_ms", "log_ms", "webhook_ms", "get_ms", "lateness_ms")
+FIGURES = ("offer_ms", "sse_ms", "log_ms", "webhook_ms", "get_ms", "lateness_ms")
 
 
 def test_bench_queue_smoke_writes_results(tmp_path: Path) -> None:
@@ -39,7 +39,7 @@ def test_bench_queue_smoke_writes_results(tmp_path: Path) -> None:
         "smoke": True,
         "sites": 3,
         "spacing_ms": 100.0,
-        "poll_ms": 2.0,
+        "driver_view": "sse",
         "respond_within_s": 1,
         "connector_type": "CCS2",
     }
@@ -48,13 +48,14 @@ def test_bench_queue_smoke_writes_results(tmp_path: Path) -> None:
     assert len({site["location_id"] for site in sites}) == 3
     for site in sites:
         assert site["ticket_id"]
-        assert site["polls"] >= 1
         assert site["webhook_ms"] > 0
-        assert site["visible_ms"] >= site["get_ms"] > 0
+        assert site["get_ms"] > 0
+        assert isinstance(site["sse_ms"], float)  # a moment below 0 is possible: see bench/README.md
         assert site["log_ms"] > 0  # the offer is recorded after the webhook that freed the connector
         assert site["offer_ms"] is not None  # may be below 0: committed before the 200 reached us
         assert site["lateness_ms"] >= 0  # the scheduler never acts before a deadline
     for name in FIGURES:
         latency = results["figures"][name]
         assert latency["max"] >= latency["p99"] >= latency["p90"] >= latency["p50"], name
-    assert [target["passed"] for target in results["targets"]] == [None]  # smoke runs judge nothing
+    assert len(results["targets"]) == 3  # offer on the stream p50 and p99; deadline lateness
+    assert [target["passed"] for target in results["targets"]] == [None] * 3  # smoke runs judge nothing

@@ -283,3 +283,16 @@ async def test_a_stream_lives_through_a_real_restart_of_the_embedded_database(tm
                 assert offered.json()["status"] == "offered"
     finally:
         server.stop()
+
+
+async def test_each_board_message_shows_the_change_it_announces(site: Site) -> None:
+    """A board message is sent for a connector change once the read models include that change: never
+    the board as it was before it (the stale board would then be what every viewer keeps)."""
+    a, b, station = site
+    async with sse(b, f"/v1/locations/{LOCATION}/queue/events") as stream:
+        await stream.next_event()
+        for status in ("Available", "Faulted", "Available", "Faulted", "Available"):
+            await webhook(a, station.status("k1", status))
+            board = await stream.next_event()
+            free = [c["connector_id"] for c in board.json()["offerable_connectors"]]
+            assert free == (["k1"] if status == "Available" else []), (status, board.json())

@@ -51,3 +51,17 @@ async def test_doorbell_wakes_a_waiter_promptly_on_an_append(store: EventStore, 
 async def test_doorbell_falls_back_to_polling(engine: AsyncEngine) -> None:
     async with Doorbell(engine, poll_interval_s=0.05) as doorbell:
         await asyncio.wait_for(doorbell.wait(), 1)
+
+
+async def test_a_ring_while_the_reader_was_reading_is_not_lost(store: EventStore) -> None:
+    """The reader takes ``rings`` before reading; an append committed during the read makes the next
+    wait return at once instead of waiting for another event or the poll."""
+    async with Doorbell(store.engine, poll_interval_s=30) as doorbell:
+        await asyncio.wait_for(doorbell.listening.wait(), 5)
+        seen = doorbell.rings
+        await store.append("during-the-read", [event()])  # committed "while reading"
+        for _ in range(100):
+            if doorbell.rings != seen:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.wait_for(doorbell.wait(seen), 1)  # far sooner than the 30 s poll

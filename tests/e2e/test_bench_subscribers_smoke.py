@@ -1,0 +1,68 @@
+"""`python -m bench subscribers --smoke` end to end, so the subscribers benchmark harness cannot rot.
+
+It checks that the harness runs, every stream opened and received every broadcast (the run's own
+checks), and figures were recorded, never how fast anything is or how much memory it takes.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.e2e.test_bench_smoke import ROOT, bench_env
+
+
+def test_bench_subscribers_smoke_writes_results(tmp_path: Path) -> None:
+    output = tmp_path / "subscribers.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "subscribers", "--smoke", "--output", str(output)],
+        cwd=ROOT,
+        env=bench_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    results = json.loads(output.read_text())
+    assert results["benchmark"] == "subscribers"
+    assert results["ok"] is True
+    assert results["error"] is None
+    assert results["machine"]["cpu_count"] >= 1
+    assert results["postgres"]["version"]
+    assert results["clock"]["round_trip_ms"] >= 0
+    settings = results["settings"]
+    assert (settings["smoke"], settings["subscribers_requested"], settings["subscribers"]) == (True, 200, 200)
+    assert (settings["broadcasts"], settings["spacing_s"]) == (3, 0.5)
+    assert settings["client_loop"]
+
+    limits = results["limits"]
+    assert limits["limited_by"] is None
+    soft, hard = limits["server_nofile"]
+    assert soft == hard or soft >= 200  # raised to the hard limit (or as far as the machine allows)
+    assert limits["client_nofile"][0] >= 200
+
+    memory = results["memory"]
+    assert memory["server_rss_open"] > 0
+    assert memory["server_rss_before"] > 0
+    assert memory["server_rss_peak"] >= memory["server_rss_open"]
+    assert memory["server_fds_open"] >= 200  # one socket per stream, at least
+    assert memory["client_rss_open"] > 0
+    assert results["ramp"]["open_s"] > 0
+
+    broadcasts = results["broadcasts"]
+    assert [b["connector_status"] for b in broadcasts] == ["Available", "Faulted", "Available"]
+    for broadcast in broadcasts:
+        assert (broadcast["reached"], broadcast["missing"]) == (200, 0)
+        assert broadcast["messages"] >= 200  # the one each subscriber waited for, at least
+        assert broadcast["webhook_ms"] > 0
+        assert broadcast["committed_ms"] is not None
+        latency = broadcast["latency_ms"]
+        assert latency["max"] >= latency["p99"] >= latency["p90"] >= latency["p50"] >= broadcast["first_ms"]
+    figures = results["figures"]
+    assert figures["last_ms"] == [b["latency_ms"]["max"] for b in broadcasts]
+    assert figures["worst_last_ms"] == max(figures["last_ms"])
+    assert len(results["targets"]) == 2  # RSS, broadcast to all
+    assert [target["passed"] for target in results["targets"]] == [None, None]  # smoke runs judge nothing
