@@ -50,14 +50,27 @@ class Subscription:
         self._queue.put_nowait(None)
 
     async def next(self, timeout_s: float) -> RecordedEvent | None:
-        """The next event; None after ``timeout_s`` without one, or once ``overflowed``."""
-        if self.overflowed or self.closed:
-            return None
+        """The next event; None after ``timeout_s`` without one, or once ``overflowed`` or ``closed``."""
         try:
             async with asyncio.timeout(timeout_s):  # not wait_for: see Doorbell.wait
-                return await self._queue.get()
+                while not (self.overflowed or self.closed):
+                    if (event := await self._queue.get()) is not None:
+                        return event
         except TimeoutError:
+            pass
+        return None
+
+    async def wait(self) -> RecordedEvent | None:
+        """The next event, or None on the feed's tick (every ``tick_s``, while nothing arrives) or once
+        ``overflowed`` or ``closed``. No timer per call: a stream waiting for its next message costs a
+        queue read, which matters when ten thousand of them are woken by one event."""
+        if self.overflowed or self.closed:
             return None
+        return await self._queue.get()
+
+    def tick(self) -> None:
+        if self._queue.empty():
+            self._queue.put_nowait(None)
 
     def close(self) -> None:
         self.closed = True
@@ -77,12 +90,20 @@ class Subscription:
 
 class LogFeed:
     def __init__(
-        self, store: EventStore, doorbell: Doorbell, *, page: int = 1000, retry_s: float = 1.0
+        self,
+        store: EventStore,
+        doorbell: Doorbell,
+        *,
+        page: int = 1000,
+        retry_s: float = 1.0,
+        tick_s: float = 1.0,
     ) -> None:
         self.store = store
         self.doorbell = doorbell
         self.page = page
         self.retry_s = retry_s
+        self.tick_s = tick_s
+        """How often a quiet subscription is woken (to send keep-alives, to end at its lifetime)."""
         self.position = 0
         """Every event up to here has been handed to the subscribers of the time."""
         self._by_stream: dict[str, set[Subscription]] = {}
@@ -92,6 +113,19 @@ class LogFeed:
 
     async def run(self) -> None:
         """Forever: follow the log from the head at startup, handing each event to its subscribers."""
+        ticking = asyncio.create_task(self._tick_forever(), name="log-feed-ticks")
+        try:
+            await self._follow()
+        finally:
+            ticking.cancel()
+
+    async def _tick_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.tick_s)
+            for subscription in (*self._everything, *(s for subs in self._by_stream.values() for s in subs)):
+                subscription.tick()
+
+    async def _follow(self) -> None:
         while True:
             try:
                 if not self.ready.is_set():

@@ -49,13 +49,12 @@ async def stream(
     deadline = loop.time() + limits.lifetime_s
     quiet_since = loop.time()
     while True:
-        now = loop.time()
-        if now >= deadline:
+        if loop.time() >= deadline:
             yield end(
                 "this stream has reached its maximum lifetime; reconnect with Last-Event-ID", limits.retry_ms
             )
             return
-        event = await subscription.next(min(limits.keepalive_s - (now - quiet_since), deadline - now))
+        event = await subscription.wait()  # an event, or None on the feed's tick (or an ending)
         if subscription.closed:
             yield end("the server is shutting down; reconnect with Last-Event-ID", limits.retry_ms)
             return
