@@ -88,9 +88,14 @@ async def follow_ticket(
     async def messages() -> AsyncIterator[Message]:
         async with feed.subscribe(streams=frozenset({stream_of(location)})) as subscription:
             state = await queues.load(location)
-            mine = state.tickets.get(ticket_id, ticket)
             async with queues.store.connection() as connection:
                 at = await queue_queries.stream_position(connection, stream_of(location), state.version)
+            ended = ticket
+            if ticket_id not in state.tickets and ticket.live:
+                # It ended a moment ago and the read model has not caught up yet: wait until it has.
+                await settle(request.app.state, queues.store, at)
+                ended = await own_ticket(queues.store, driver, ticket_id)
+            mine = state.tickets.get(ticket_id, ended)
             last = await present_ticket(queues, mine, state, datetime.now(UTC))
             first = [] if last_event_id is not None and at <= last_event_id else [_ticket_message(last, at)]
             if not mine.live:
