@@ -30,7 +30,8 @@ REBUILD_EVENTS = (1_000_000, 5_000)
 REBUILD_ROUNDS = (2, 1)
 QUEUE_SITES = (50, 3)
 SUBSCRIBERS = (10_000, 200)
-BROADCASTS = (5, 3)
+SINGLE_BROADCASTS = (10, 4)  # even: the connector ends Faulted, as it started
+COMPOUND_BROADCASTS = (4, 2)
 BROADCAST_SPACING_S = (2.0, 0.5)
 
 
@@ -155,7 +156,9 @@ def queue_command(smoke: bool, sites: int | None, output: Path | None) -> None:
 
 @main.command("subscribers")
 @click.option(
-    "--smoke", is_flag=True, help="200 subscribers, 3 broadcasts: checks the harness, judges nothing."
+    "--smoke",
+    is_flag=True,
+    help="200 subscribers, 4 single-change and 2 compound broadcasts: checks the harness, judges nothing.",
 )
 @click.option(
     "--subscribers",
@@ -171,7 +174,8 @@ def subscribers_command(smoke: bool, subscribers: int | None, output: Path | Non
     settings = subscribers_settings_for(
         smoke=smoke,
         subscribers=subscribers or SUBSCRIBERS[pick],
-        broadcasts=BROADCASTS[pick],
+        single_broadcasts=SINGLE_BROADCASTS[pick],
+        compound_broadcasts=COMPOUND_BROADCASTS[pick],
         spacing_s=BROADCAST_SPACING_S[pick],
     )
     output = output or RESULTS_DIR / ("subscribers-smoke.json" if smoke else "subscribers.json")

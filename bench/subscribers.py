@@ -1,35 +1,39 @@
 """The subscribers benchmark: many server-sent event streams on one Chargeline process.
 
-Two product targets: 10,000 concurrent SSE subscribers on one process under 1 GiB RSS, and a broadcast
-reaching all of them within 1 s. Measured on Chargeline as the other benchmarks run it (one uvicorn
+Two product targets: 10,000 concurrent SSE subscribers on one process under 1 GiB RSS, and a broadcast (one
+change reaching all of them) within 1 s. Measured on Chargeline as the other benchmarks run it (one uvicorn
 process, ``bench/chargeline_app.py``), on a scratch database.
 
 Set-up (not measured): one location with one station and one CCS2 connector reported ``Faulted``, its
-queue policy ``respond_within_s=3600`` (an offer stands for the whole run), and one driver waiting. Then
-N streams of the location's public board (``GET /v1/locations/{id}/queue/events``) are opened by a client
+queue policy ``respond_within_s=3600`` (an offer stands for the whole run), and nobody waiting. Then N
+streams of the location's public board (``GET /v1/locations/{id}/queue/events``) are opened by a client
 process of their own (``bench/subscribers_client.py``), at most ``OPEN_WINDOW`` at a time, each counted
-once its first ``event: queue`` has arrived.
+once its first ``event: queue`` (no ticket, no offerable connector) has arrived.
 
 Measured:
 
 - the server's RSS (the uvicorn process and any children, psutil) before the streams open, with all N
   open and idle, and its peak while the broadcasts go out (sampled every 100 ms);
-- **broadcasts**, ``SPACING_S`` apart: the connector is reported ``Available`` (the dispatcher offers it to
-  the waiting driver: the board's ``counts.offered`` goes to 1), then ``Faulted`` (the offer is revoked:
-  back to 0), alternately. Each is timed from the webhook's 200 to the moment each stream received the
-  board showing it, on the machine's monotonic clock (the client stamps arrivals with CLOCK_MONOTONIC,
-  which every process on the machine shares).
+- **single-change broadcasts** (judged against the target), ``spacing_s`` apart: with nobody waiting, the
+  connector is reported ``Available``, then ``Faulted``, alternately. The dispatcher has no one to offer
+  it to, so each flip is one event and one board message, whose ``offerable_connectors`` lists the
+  connector when it is Available and is empty when it is Faulted;
+- then one driver joins (every stream must show it, once), and **compound broadcasts** (shown, not
+  judged): the connector is reported ``Available`` and the dispatcher offers it to the driver (the board's
+  ``counts.offered`` goes to 1), then ``Faulted`` and the offer is revoked (back to 0), alternately: two
+  events each, the connector's and the queue's, and what drivers' boards see when the queue moves.
 
-Why the offer and not the connector alone: the board stream builds each message when the triggering event
-reaches the process's log feed, from the availability read model, which is updated by its own runner and
-is usually one event behind at that moment; a connector-only change then shows up one change late, or not
-at all (see bench/README.md). Offers and revocations are queue events, which the board reads from the log
-itself: each broadcast is then seen by every subscriber, so a missing one is the service's failure.
+Each broadcast is timed from the webhook's 200 to the moment each stream received the board showing it, on
+the machine's monotonic clock (the client stamps arrivals with CLOCK_MONOTONIC, which every process on the
+machine shares).
 
-Checked, and the run fails (exit 1) if not: every stream opens and shows the initial board; every stream
-receives every broadcast within ``COLLECT_TIMEOUT_S``; no stream is ended by the server; the queue's log
-holds exactly one offer per ``Available`` and one revocation per ``Faulted``; no read model or the
-dispatcher skipped an event; the app is still running.
+Checked, and the run fails (exit 1) if not: every stream opens and shows the initial board; no stream gets
+a board while nothing changes; every stream receives every broadcast within ``COLLECT_TIMEOUT_S``, and
+the last board it got for it shows it (none stale after it); each single change (and the join) reaches each
+stream as exactly one message, each compound one as one or two; no stream is ended by the server; the
+connector's log holds one status event per flip; the queue's log holds no offer while nobody waits and,
+after, exactly one offer per compound ``Available`` and one revocation per compound ``Faulted``; no read
+model or the dispatcher skipped an event; the app is still running.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -74,6 +79,7 @@ OPEN_WINDOW = 250  # streams being opened at a time: far below uvicorn's listen 
 FD_MARGIN = 256  # descriptors each process needs besides the streams (database pool, pipes, logs)
 PORT_MARGIN = 1000  # ephemeral ports left for everything else when deciding on more source addresses
 COLLECT_TIMEOUT_S = 10.0  # a subscriber without the broadcast this long after the 200 never got it
+QUIET_S = 0.25  # at least this long after a broadcast's last arrival before the next one is armed
 RSS_SAMPLE_S = 0.1
 SETTLE_S = 1.0  # after the last stream opened, before the idle RSS is read
 SETUP_TIMEOUT_S = 30.0
@@ -82,10 +88,25 @@ RESPOND_WITHIN_S = 3600
 CONNECTOR_TYPE = "CCS2"
 LOCATION_ID, STATION_ID, CONNECTOR_ID = (f"{prefix}{1:020x}" for prefix in ("6670", "6671", "6672"))
 DRIVER = "bench-subscribers-driver"
-# What the board shows after each kind of broadcast (the JSON as the service encodes it).
-MARKERS = {"Available": '"offered":1,', "Faulted": '"offered":0,'}
-FIRST_MARKER = MARKERS["Faulted"]
-QUEUE_EVENTS = {"Available": "ticket.offered", "Faulted": "ticket.offer_revoked"}  # what each one causes
+SINGLE, COMPOUND = "single", "compound"  # the two kinds of broadcast
+# What the board shows after each broadcast, as the service encodes it (a board's offerable_connectors
+# is its last field, and a FreeConnector's chargestation_id and connector_id its first two).
+MARKERS = {
+    SINGLE: {
+        "Available": (
+            f'"offerable_connectors":[{{"chargestation_id":"{STATION_ID}","connector_id":"{CONNECTOR_ID}",'
+        ),
+        "Faulted": '"offerable_connectors":[]}',
+    },
+    COMPOUND: {"Available": '"offered":1,', "Faulted": '"offered":0,'},
+}
+FIRST_MARKER = '"line":[],"offerable_connectors":[]}'  # nobody in line, the connector not offerable
+JOIN_MARKER = '"waiting":1,"offered":0,'
+# Board messages each stream may get for one broadcast: a single change is one message; a compound one
+# is two events, which a stream may get in one read (one message showing both) or apart.
+PER_STREAM = {SINGLE: (1, 1), COMPOUND: (1, 2)}
+QUEUE_EVENTS = {"Available": "ticket.offered", "Faulted": "ticket.offer_revoked"}  # a compound one causes
+STATUS_EVENT = "chargestation.connector_status.updated"
 MIB = 1024 * 1024
 JSON = {"content-type": "application/json"}
 
@@ -94,12 +115,14 @@ class SubscribersSettings(msgspec.Struct, kw_only=True):
     smoke: bool
     subscribers_requested: int
     subscribers: int = 0  # as measured: fewer than requested only when the machine cannot hold them
-    broadcasts: int
-    spacing_s: float
+    single_broadcasts: int  # connector flips with nobody waiting: one event, one board message (judged)
+    compound_broadcasts: int  # connector flips with a driver waiting: offer or revocation too (shown)
+    spacing_s: float  # start to start, or QUIET_S after the previous one's last arrival when later
     open_window: int = OPEN_WINDOW
     collect_timeout_s: float = COLLECT_TIMEOUT_S
+    quiet_s: float = QUIET_S
     source_addresses: list[str] = msgspec.field(default_factory=list)  # empty: the kernel's choice
-    client: str = "separate process; asyncio streams, raw bytes scanned for `event: queue`"
+    client: str = "separate process; asyncio streams, raw bytes scanned for `event: queue` and a marker"
     client_loop: str = ""
     respond_within_s: int = RESPOND_WITHIN_S
     connector_type: str = CONNECTOR_TYPE
@@ -136,23 +159,28 @@ class Ramp(msgspec.Struct, kw_only=True):
 
 
 class Broadcast(msgspec.Struct, kw_only=True):
-    number: int
+    kind: str  # "single" (one change, judged) or "compound" (the change and the dispatcher's answer)
+    number: int  # within its kind
     connector_status: str  # what the webhook reported
     webhook_ms: float  # its round trip, sent → 200
     committed_ms: float | None = None
-    """The offer's (or revocation's) recorded_at minus the wall clock right after the 200: how much of
-    the latency is the dispatcher's; the rest is the way to the subscribers (see ``clock``)."""
+    """Compound: the offer's (or revocation's) recorded_at minus the wall clock right after the 200, how
+    much of the latency is the dispatcher's; the rest is the way to the subscribers (see ``clock``)."""
     reached: int  # subscribers that received the board showing it
     missing: int
     latency_ms: Latency | None  # from the 200 to each subscriber's arrival; max = the last subscriber
     first_ms: float | None
-    messages: int  # `event: queue` messages received by all subscribers while it was armed
+    messages: int = 0
+    """`event: queue` messages received by all subscribers from this broadcast's arming to the next's (or
+    to the end, ``quiet_s`` at least after its last arrival): all it caused, stale or late ones included."""
+    messages_per_stream: list[int] = msgspec.field(default_factory=list)  # [fewest, most] on one stream
     server_cpu_s: float  # the app's CPU time from just before the webhook to the last arrival
     client_cpu_s: float  # the client's CPU time since the previous broadcast's last arrival
 
 
 class SubscribersFigures(msgspec.Struct, kw_only=True):
-    latency_ms: Latency  # every subscriber of every broadcast
+    kind: str
+    latency_ms: Latency  # every subscriber of every broadcast of this kind
     last_ms: list[float]  # each broadcast's last subscriber
     worst_last_ms: float
 
@@ -170,8 +198,9 @@ class SubscribersResults(msgspec.Struct, kw_only=True):
     clock: ClockCheck | None = None  # PostgreSQL's clock minus ours (committed_ms compares the two)
     memory: Memory = msgspec.field(default_factory=Memory)
     ramp: Ramp | None = None
-    broadcasts: list[Broadcast] = msgspec.field(default_factory=list)
-    figures: SubscribersFigures | None = None
+    broadcasts: list[Broadcast] = msgspec.field(default_factory=list)  # single-change ones, then compound
+    figures: SubscribersFigures | None = None  # the single-change broadcasts: judged against the target
+    compound_figures: SubscribersFigures | None = None  # the compound ones: shown, not judged
     targets: list[Target] = msgspec.field(default_factory=list)
 
 
@@ -308,6 +337,16 @@ class _Client:
             await self.process.wait()
 
 
+@dataclass
+class _Window:
+    """What the client's current message window is for, and how many board messages a stream may get."""
+
+    what: str
+    fewest: int
+    most: int
+    broadcast: Broadcast | None = None  # records what the window held
+
+
 class _Run:
     def __init__(
         self,
@@ -333,11 +372,14 @@ class _Run:
             STATION_ID, LOCATION_ID, [Connector(CONNECTOR_ID, CONNECTOR_TYPE, 150, "Faulted")]
         )
         self.tmp = tmp
-        self.latencies: list[float] = []
+        self.latencies: dict[str, list[float]] = {SINGLE: [], COMPOUND: []}
         self.peak = 0
-        self.statuses: list[str] = []
-        self.answered_at: list[float] = []  # time.time() right after each broadcast's 200
+        self.flips = 0  # connector statuses reported after set-up
+        self.compound: list[tuple[Broadcast, float]] = []  # with time.time() right after its 200
         self.client_cpu = 0.0  # the client's CPU time when it was last heard from
+        self.window = _Window("the idle streams, before the first broadcast", 0, 0)
+        self.next_at = 0.0  # loop time: when the next step may start (spacing_s after the last)
+        self.quiet_until = 0.0  # loop time: QUIET_S after the last step's last arrival
 
     @property
     def pid(self) -> int:
@@ -369,7 +411,7 @@ class _Run:
                 await self._ramp(client)
                 sampler = asyncio.create_task(self._sample_rss())
                 try:
-                    await self._broadcasts(client)
+                    await self._steps(client)
                 finally:
                     sampler.cancel()
                     await asyncio.gather(sampler, return_exceptions=True)
@@ -411,18 +453,17 @@ class _Run:
             headers=self.admin,
         )
         self._expect(response, 200, "PUT queue-policy")
-        response = await self.http.post(
-            f"/v1/locations/{LOCATION_ID}/tickets",
-            json={"connector_types": [CONNECTOR_TYPE]},
-            headers=self.driver,
-        )
-        self._expect(response, 201, "POST tickets (join)")
-        if response.json()["status"] != "waiting":
-            raise SubscribersFailure(f"the driver joined as {response.json()['status']!r}, expected waiting")
+        await self._check_board(waiting=0, offerable=0)
+
+    async def _check_board(self, *, waiting: int, offerable: int) -> None:
+        """Once everything has caught up: that many drivers waiting, no offer, that many connectors free."""
         await self._wait(self._caught_up, "the dispatcher and read models did not catch up")
         board = (await self.http.get(f"/v1/locations/{LOCATION_ID}/queue")).json()
-        if (board["counts"]["waiting"], board["counts"]["offered"]) != (1, 0):
-            raise SubscribersFailure(f"the board should show one driver waiting, no offer: {board}")
+        seen = (board["counts"]["waiting"], board["counts"]["offered"], len(board["offerable_connectors"]))
+        if seen != (waiting, 0, offerable):
+            raise SubscribersFailure(
+                f"the board should show {waiting} waiting, no offer, {offerable} offerable: {board}"
+            )
 
     # -- the streams --------------------------------------------------------------------------------
 
@@ -484,90 +525,194 @@ class _Run:
             self.peak = max(self.peak, tree_rss(self.pid))
             await asyncio.sleep(RSS_SAMPLE_S)
 
-    async def _broadcasts(self, client: _Client) -> None:
-        n = self.settings.subscribers
+    async def _steps(self, client: _Client) -> None:
+        """The single-change broadcasts (nobody waiting), a driver joining, the compound broadcasts."""
         loop = asyncio.get_running_loop()
-        start = loop.time()
-        client_cpu = self.client_cpu
-        for number in range(1, self.settings.broadcasts + 1):
-            await asyncio.sleep(max(0.0, start + (number - 1) * self.settings.spacing_s - loop.time()))
-            status = "Available" if number % 2 else "Faulted"
-            armed = await client.command({"cmd": "arm", "marker": MARKERS[status]}, 10)
-            if armed["type"] != "armed":
-                raise SubscribersFailure(f"the client did not arm: {armed}")
-            server_cpu = _cpu_s(self.pid)
-            body = self.station.status(CONNECTOR_ID, status)
-            sent = time.monotonic()
-            response = await self.http.post("/webhooks/edrv", content=body, headers=JSON)
-            answered, answered_at = time.monotonic(), time.time()
-            self._expect(response, 200, f"POST /webhooks/edrv (connector {status})")
-            self.statuses.append(status)
-            self.answered_at.append(answered_at)
-            reply = await client.command(
-                {"cmd": "collect", "timeout_s": COLLECT_TIMEOUT_S}, COLLECT_TIMEOUT_S + 30
-            )
-            server_cpu = _cpu_s(self.pid) - server_cpu
-            if reply["type"] != "arrivals":
-                raise SubscribersFailure(f"the client did not collect: {reply}")
-            latencies = [(at - answered) * 1000 for at in reply["arrivals"] if at is not None]
-            self.latencies += latencies
-            broadcast = Broadcast(
-                number=number,
-                connector_status=status,
-                webhook_ms=round((answered - sent) * 1000, 3),
-                reached=len(latencies),
-                missing=n - len(latencies),
-                latency_ms=latency_of(latencies) if latencies else None,
-                first_ms=round(min(latencies), 3) if latencies else None,
-                messages=reply["messages"],
-                server_cpu_s=round(server_cpu, 3),
-                client_cpu_s=round(reply["cpu_s"] - client_cpu, 3),
-            )
-            client_cpu = reply["cpu_s"]
-            self.results.broadcasts.append(broadcast)
-            latency = broadcast.latency_ms
-            self.console.print(
-                f"  broadcast {number}/{self.settings.broadcasts} (connector {status:<9}) reached "
-                f"{broadcast.reached}/{n}"
-                + (
-                    f": p50 {latency.p50:7.1f}  p99 {latency.p99:7.1f}  last {latency.max:7.1f} ms after "
-                    f"the 200; server CPU {server_cpu:.2f} s"
-                    if latency
-                    else ""
-                ),
-                highlight=False,
-            )
-            if broadcast.missing:
-                self.app.check_alive()
-                raise SubscribersFailure(
-                    f"broadcast {number} (connector {status}): {broadcast.missing} of {n} subscribers did "
-                    f"not receive it within {COLLECT_TIMEOUT_S:.0f} s ({reply['closed_by_server']} streams "
-                    f"ended by the server)\n{self.app.log_tail()}"
-                )
-            if reply["closed_by_server"]:
-                raise SubscribersFailure(f"the server ended {reply['closed_by_server']} streams")
+        self.next_at = self.quiet_until = loop.time()
+        for number in range(1, self.settings.single_broadcasts + 1):
+            await self._broadcast(client, SINGLE, number)
+        await self._join(client)  # its arming checks the last single broadcast's window
+        self.results.figures = self._figures(SINGLE)
+        for number in range(1, self.settings.compound_broadcasts + 1):
+            await self._broadcast(client, COMPOUND, number)
+        await self._turn()
+        reply = await client.command({"cmd": "tally"}, 30)
+        if reply["type"] != "tally":
+            raise SubscribersFailure(f"the client did not tally: {reply}")
+        self._close_window(reply["window"])
         self.results.memory.server_rss_peak = max(self.peak, tree_rss(self.pid))
-        last = [b.latency_ms.max for b in self.results.broadcasts if b.latency_ms is not None]
-        self.results.figures = SubscribersFigures(
-            latency_ms=latency_of(self.latencies), last_ms=last, worst_last_ms=max(last)
+        self.results.compound_figures = self._figures(COMPOUND)
+
+    async def _broadcast(self, client: _Client, kind: str, number: int) -> None:
+        n = self.settings.subscribers
+        total = self.settings.single_broadcasts if kind == SINGLE else self.settings.compound_broadcasts
+        status = "Available" if number % 2 else "Faulted"
+        window = _Window(f"{kind} broadcast {number} (connector {status})", *PER_STREAM[kind])
+        await self._turn()
+        await self._arm(client, MARKERS[kind][status], window)
+        server_cpu = _cpu_s(self.pid)
+        body = self.station.status(CONNECTOR_ID, status)
+        sent = time.monotonic()
+        response = await self.http.post("/webhooks/edrv", content=body, headers=JSON)
+        answered, answered_at = time.monotonic(), time.time()
+        self._expect(response, 200, f"POST /webhooks/edrv (connector {status})")
+        self.flips += 1
+        reply = await self._collect(client)
+        server_cpu = _cpu_s(self.pid) - server_cpu
+        latencies = [(at - answered) * 1000 for at in reply["arrivals"] if at is not None]
+        self.latencies[kind] += latencies
+        broadcast = Broadcast(
+            kind=kind,
+            number=number,
+            connector_status=status,
+            webhook_ms=round((answered - sent) * 1000, 3),
+            reached=len(latencies),
+            missing=n - len(latencies),
+            latency_ms=latency_of(latencies) if latencies else None,
+            first_ms=round(min(latencies), 3) if latencies else None,
+            server_cpu_s=round(server_cpu, 3),
+            client_cpu_s=round(reply["cpu_s"] - self.client_cpu, 3),
+        )
+        self.client_cpu = reply["cpu_s"]
+        window.broadcast = broadcast
+        self.results.broadcasts.append(broadcast)
+        if kind == COMPOUND:
+            self.compound.append((broadcast, answered_at))
+        latency = broadcast.latency_ms
+        self.console.print(
+            f"  {kind:<8} broadcast {number}/{total} (connector {status:<9}) reached {broadcast.reached}/{n}"
+            + (
+                f": p50 {latency.p50:7.1f}  p99 {latency.p99:7.1f}  last {latency.max:7.1f} ms after "
+                f"the 200; server CPU {server_cpu:.2f} s"
+                if latency
+                else ""
+            ),
+            highlight=False,
+        )
+        self._check_reply(reply, window.what)
+
+    async def _join(self, client: _Client) -> None:
+        """A driver joins: every stream must get that board, once (it is not timed as a broadcast)."""
+        n = self.settings.subscribers
+        window = _Window("the driver's joining", 1, 1)
+        await self._turn()
+        await self._arm(client, JOIN_MARKER, window)
+        response = await self.http.post(
+            f"/v1/locations/{LOCATION_ID}/tickets",
+            json={"connector_types": [CONNECTOR_TYPE]},
+            headers=self.driver,
+        )
+        answered = time.monotonic()
+        self._expect(response, 201, "POST tickets (join)")
+        if response.json()["status"] != "waiting":
+            raise SubscribersFailure(f"the driver joined as {response.json()['status']!r}, expected waiting")
+        reply = await self._collect(client)
+        self.client_cpu = reply["cpu_s"]
+        arrivals = [at for at in reply["arrivals"] if at is not None]
+        self.console.print(
+            f"  a driver joins: its board reached {len(arrivals)}/{n}"
+            + (f", the last {(max(arrivals) - answered) * 1000:.1f} ms after the 201" if arrivals else ""),
+            highlight=False,
+        )
+        self._check_reply(reply, window.what)
+        await self._check_board(waiting=1, offerable=0)
+
+    async def _turn(self) -> None:
+        """Wait until the next step may start: ``spacing_s`` after the previous one started, and
+        ``QUIET_S`` after its last arrival (so that what it caused is counted in its own window)."""
+        loop = asyncio.get_running_loop()
+        await asyncio.sleep(max(0.0, self.next_at - loop.time(), self.quiet_until - loop.time()))
+        self.next_at = loop.time() + self.settings.spacing_s
+
+    async def _arm(self, client: _Client, marker: str, window: _Window) -> None:
+        reply = await client.command({"cmd": "arm", "marker": marker}, 10)
+        if reply["type"] != "armed":
+            raise SubscribersFailure(f"the client did not arm: {reply}")
+        self._close_window(reply["window"])
+        self.window = window
+
+    async def _collect(self, client: _Client) -> dict[str, Any]:
+        reply = await client.command(
+            {"cmd": "collect", "timeout_s": COLLECT_TIMEOUT_S}, COLLECT_TIMEOUT_S + 30
+        )
+        self.quiet_until = asyncio.get_running_loop().time() + QUIET_S
+        if reply["type"] != "arrivals":
+            raise SubscribersFailure(f"the client did not collect: {reply}")
+        return reply
+
+    def _check_reply(self, reply: dict[str, Any], what: str) -> None:
+        n = self.settings.subscribers
+        missing = n - reply["arrived"]
+        if missing:
+            self.app.check_alive()
+            raise SubscribersFailure(
+                f"{what}: {missing} of {n} subscribers did not receive it within {COLLECT_TIMEOUT_S:.0f} s "
+                f"({reply['closed_by_server']} streams ended by the server)\n{self.app.log_tail()}"
+            )
+        if reply["closed_by_server"]:
+            raise SubscribersFailure(f"the server ended {reply['closed_by_server']} streams")
+
+    def _close_window(self, counts: dict[str, int]) -> None:
+        """Check what the streams got in the window that just ended against what it was for."""
+        window = self.window
+        if window.broadcast is not None:
+            window.broadcast.messages = counts["messages"]
+            window.broadcast.messages_per_stream = [counts["fewest"], counts["most"]]
+        expected = f"{window.fewest}" + (f" to {window.most}" if window.most != window.fewest else "")
+        problems = []
+        if counts["fewest"] < window.fewest or counts["most"] > window.most:
+            problems.append(
+                f"from {counts['fewest']} to {counts['most']} board messages a stream "
+                f"({counts['messages']} in all), expected {expected}"
+            )
+        if window.most and counts["last_unmarked"]:
+            problems.append(
+                f"on {counts['last_unmarked']} streams the last board did not show it "
+                "(a stale one came after)"
+            )
+        if problems:
+            self.app.check_alive()
+            raise SubscribersFailure(f"{window.what}: {'; '.join(problems)}\n{self.app.log_tail()}")
+
+    def _figures(self, kind: str) -> SubscribersFigures | None:
+        latencies = self.latencies[kind]
+        last = [b.latency_ms.max for b in self.results.broadcasts if b.kind == kind and b.latency_ms]
+        if not latencies:
+            return None
+        return SubscribersFigures(
+            kind=kind, latency_ms=latency_of(latencies), last_ms=last, worst_last_ms=max(last)
         )
 
     # -- checks -------------------------------------------------------------------------------------
 
     async def _final_checks(self) -> None:
-        """The queue's log: an offer after each Available, a revocation after each Faulted, in order, and
-        nothing else; fills each broadcast's committed_ms. Nothing skipped; the app still running."""
+        """The connector's log: one status event per flip. The queue's log: no offer while nobody waited,
+        then an offer after each compound Available, a revocation after each compound Faulted, in order,
+        and nothing else; fills each compound broadcast's committed_ms. Nothing skipped; the app running."""
         await self._wait(self._caught_up, "the dispatcher and read models did not catch up")
+        statuses = await self.db.fetchval(
+            "SELECT count(*) FROM events WHERE stream_id = $1 AND type = $2",
+            f"chargestation-{STATION_ID}",
+            STATUS_EVENT,
+        )
+        if statuses != 1 + self.flips:
+            raise SubscribersFailure(
+                f"the connector's log holds {statuses} status events, expected {1 + self.flips} "
+                "(set-up and flips)"
+            )
         rows = await self.db.fetch(
             "SELECT type, recorded_at FROM events WHERE stream_id = $1 AND type = ANY($2::text[])"
             " ORDER BY position",
             f"queue-{LOCATION_ID}",
             list(QUEUE_EVENTS.values()),
         )
-        expected = [QUEUE_EVENTS[status] for status in self.statuses]
+        expected = [QUEUE_EVENTS[broadcast.connector_status] for broadcast, _ in self.compound]
         if [row[0] for row in rows] != expected:
-            raise SubscribersFailure(f"the queue's log holds {[row[0] for row in rows]}, expected {expected}")
-        for broadcast, row, answered_at in zip(self.results.broadcasts, rows, self.answered_at, strict=True):
+            raise SubscribersFailure(
+                f"the queue's log holds {[row[0] for row in rows]}, expected {expected} (none while nobody "
+                "waited, then one per compound broadcast)"
+            )
+        for (broadcast, answered_at), row in zip(self.compound, rows, strict=True):
             broadcast.committed_ms = round((row[1].timestamp() - answered_at) * 1000, 3)
         skipped = await self.db.fetch("SELECT projection, position, error FROM projection_errors LIMIT 5")
         if skipped:
@@ -649,7 +794,7 @@ def _summarise(results: SubscribersResults) -> None:
     if figures is not None:
         results.targets.append(
             Target(
-                name=f"webhook 200 → its board on all {n:,} subscribers, worst broadcast",
+                name=f"a single change: webhook 200 → its board on all {n:,} subscribers, worst broadcast",
                 limit=BROADCAST_LIMIT_MS,
                 value=figures.worst_last_ms,
                 unit="ms",
@@ -695,44 +840,21 @@ def print_subscribers_report(results: SubscribersResults, console: Console) -> N
         for name, value in rows:
             table.add_row(name, value, style="bold" if name.startswith("app RSS with") else None)
         console.print(table)
-    if results.broadcasts:
-        table = Table(
-            title=(
-                f"Broadcasts, {settings.spacing_s:g} s apart: ms from the webhook's 200 to the board showing "
-                f"it on each of the {n:,} streams"
-            ),
-            caption=caption,
-        )
-        for name in (
-            "",
-            "reached",
-            "committed",
-            "first",
-            "p50",
-            "p99",
-            "last",
-            "webhook",
-            "CPU app/client s",
-        ):
-            table.add_column(name, justify="right" if name else "left")
-        for broadcast in results.broadcasts:
-            latency = broadcast.latency_ms
-            values = (latency.p50, latency.p99, latency.max) if latency else ()
-            table.add_row(
-                f"{broadcast.number} {broadcast.connector_status}",
-                f"{broadcast.reached:,}",
-                f"{broadcast.committed_ms:.1f}" if broadcast.committed_ms is not None else "-",
-                f"{broadcast.first_ms:.1f}" if broadcast.first_ms is not None else "-",
-                *([f"{value:.1f}" for value in values] or ["-"] * 3),
-                f"{broadcast.webhook_ms:.1f}",
-                f"{broadcast.server_cpu_s:.2f} / {broadcast.client_cpu_s:.2f}",
-            )
-        figures = results.figures
-        if figures is not None:
-            pooled = figures.latency_ms
-            values = (pooled.p50, pooled.p99, pooled.max)
-            table.add_row("all", "", "", "", *(f"{value:.1f}" for value in values), "", "", style="bold")
-        console.print(table)
+    titles = {
+        SINGLE: (
+            f"Single-change broadcasts (judged), {settings.spacing_s:g} s apart: a connector flip with "
+            f"nobody waiting; ms from the webhook's 200 to the board showing it on each of the {n:,} streams"
+        ),
+        COMPOUND: (
+            f"Compound broadcasts (shown, not judged), {settings.spacing_s:g} s apart: with a driver "
+            "waiting, the connector freed → offered, faulted → offer revoked; ms from the webhook's 200 to "
+            f"the board showing the offer (revocation) on each of the {n:,} streams"
+        ),
+    }
+    for kind, figures in ((SINGLE, results.figures), (COMPOUND, results.compound_figures)):
+        broadcasts = [broadcast for broadcast in results.broadcasts if broadcast.kind == kind]
+        if broadcasts:
+            console.print(_broadcast_table(titles[kind], caption, kind, broadcasts, figures))
     if limits is not None and limits.limited_by:
         console.print(f"[yellow]Fewer subscribers than requested: {limits.limited_by}[/]", highlight=False)
     if n and n < TARGET_SUBSCRIBERS and not settings.smoke:
@@ -747,11 +869,62 @@ def print_subscribers_report(results: SubscribersResults, console: Console) -> N
             f"Target: {target.name} ≤ {target.limit:g} {target.unit}: "
             f"{target.value:.1f} {target.unit} {verdict[target.passed]}"
         )
+    compound = results.compound_figures
+    if compound is not None:
+        console.print(
+            "Shown, not judged: a compound broadcast (connector change, then the offer or its revocation) "
+            f"on all {n:,} subscribers, worst broadcast: {compound.worst_last_ms:.1f} ms",
+            highlight=False,
+        )
     if results.error:
         console.print(f"[bold red]Benchmark failed:[/] {results.error}", highlight=False)
 
 
-def settings_for(*, smoke: bool, subscribers: int, broadcasts: int, spacing_s: float) -> SubscribersSettings:
+def _broadcast_table(
+    title: str, caption: str, kind: str, broadcasts: list[Broadcast], figures: SubscribersFigures | None
+) -> Table:
+    table = Table(title=title, caption=caption)
+    columns = ["", "reached", "msgs/stream"]
+    columns += ["committed"] if kind == COMPOUND else []
+    columns += ["first", "p50", "p99", "last", "webhook", "CPU app/client s"]
+    for name in columns:
+        table.add_column(name, justify="right" if name else "left")
+    for broadcast in broadcasts:
+        latency = broadcast.latency_ms
+        values = (latency.p50, latency.p99, latency.max) if latency else ()
+        fewest, most = broadcast.messages_per_stream or (None, None)
+        row = [
+            f"{broadcast.number} {broadcast.connector_status}",
+            f"{broadcast.reached:,}",
+            "-" if fewest is None else f"{fewest}" if fewest == most else f"{fewest}-{most}",
+        ]
+        if kind == COMPOUND:
+            row.append(f"{broadcast.committed_ms:.1f}" if broadcast.committed_ms is not None else "-")
+        row += [
+            f"{broadcast.first_ms:.1f}" if broadcast.first_ms is not None else "-",
+            *([f"{value:.1f}" for value in values] or ["-"] * 3),
+            f"{broadcast.webhook_ms:.1f}",
+            f"{broadcast.server_cpu_s:.2f} / {broadcast.client_cpu_s:.2f}",
+        ]
+        table.add_row(*row)
+    if figures is not None:
+        pooled = figures.latency_ms
+        values = (pooled.p50, pooled.p99, pooled.max)
+        blank = [""] * (len(columns) - 6)  # up to p50; then p99, last, and webhook and CPU left empty
+        table.add_row("all", *blank, *(f"{value:.1f}" for value in values), "", "", style="bold")
+    return table
+
+
+def settings_for(
+    *, smoke: bool, subscribers: int, single_broadcasts: int, compound_broadcasts: int, spacing_s: float
+) -> SubscribersSettings:
+    if single_broadcasts % 2 or single_broadcasts < 2:
+        # The connector must end Faulted, so that the driver who joins next is not offered it at once.
+        raise ValueError(f"single_broadcasts must be even and at least 2, not {single_broadcasts}")
     return SubscribersSettings(
-        smoke=smoke, subscribers_requested=subscribers, broadcasts=broadcasts, spacing_s=spacing_s
+        smoke=smoke,
+        subscribers_requested=subscribers,
+        single_broadcasts=single_broadcasts,
+        compound_broadcasts=compound_broadcasts,
+        spacing_s=spacing_s,
     )

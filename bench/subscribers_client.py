@@ -6,8 +6,13 @@ so that the harness's own work (HTTP calls, psutil, printing) never delays a str
 that its cost can be seen apart (it reports its CPU time and memory).
 
 Each stream is one ``asyncio.open_connection`` with a hand-written GET (``bench/sse_client.py``); its
-reader only looks for whole ``event: queue`` messages in the raw bytes (``MessageScanner``) and, while a
-broadcast is armed, whether one carries the marker the harness is waiting for. Nothing is decoded.
+reader only looks for whole ``event: queue`` messages in the raw bytes (``MessageScanner``), counts them,
+and checks whether each carries the marker of the board the harness is waiting for. Nothing is decoded.
+
+Messages are counted per stream in **windows**: a window starts when the streams are open and at every
+``arm``, and ends at the next ``arm`` or ``tally``, which report it. The harness arms a broadcast just
+before sending the change, so the window of a broadcast holds every message its change caused (and any
+other that arrived before the next one was armed), whether or not it was the one waited for.
 
 Protocol (one JSON object a line):
 
@@ -15,11 +20,16 @@ Protocol (one JSON object a line):
   listen backlog is never overrun), each counted once its first ``event: queue`` message (which must
   contain ``--first``) has arrived; ``{"type": "progress", ...}`` every 1,000, then
   ``{"type": "ready", ...}`` (or ``{"type": "failed", ...}`` and exit 1 when any stream failed to open);
-- ``{"cmd": "arm", "marker": "..."}``: from now on, the first ``event: queue`` message carrying the
-  marker on each stream is stamped (``time.monotonic()``: CLOCK_MONOTONIC, the same clock in every
-  process on the machine) → ``{"type": "armed"}``;
+- ``{"cmd": "arm", "marker": "..."}``: ends the current window and starts a new one; from now on, the
+  first ``event: queue`` message carrying the marker on each stream is stamped (``time.monotonic()``:
+  CLOCK_MONOTONIC, the same clock in every process on the machine) → ``{"type": "armed", "window": W}``
+  with W the window that just ended;
 - ``{"cmd": "collect", "timeout_s": T}``: wait until every stream has one, or T seconds →
-  ``{"type": "arrivals", "arrivals": [... or null], ...}``, then disarm;
+  ``{"type": "arrivals", "arrivals": [... or null], ...}``; stamping stops, the window goes on;
+- ``{"cmd": "tally"}``: ends the current window and starts a new one → ``{"type": "tally", "window": W}``;
+- a window W: ``{"messages": total, "fewest": f, "most": m, "last_unmarked": u}``: ``event: queue``
+  messages received by all streams, the fewest and most on one stream, and how many streams' last
+  message lacked the window's marker (streams without a message not counted; none before the first arm);
 - ``{"cmd": "close"}``: close every stream → ``{"type": "closed", ...}``, exit 0.
 """
 
@@ -80,11 +90,14 @@ class Subscribers:
         self.opened = 0
         self.closed_by_server = 0
         # The armed broadcast: what to look for, and when each stream got it.
-        self.marker: bytes | None = None
+        self.marker: bytes | None = None  # stamping arrivals (until collected)
         self.arrivals: list[float | None] = [None] * self.count
         self.arrived = 0
-        self.messages = 0
         self.all_in = asyncio.Event()
+        # The current window: messages per stream, and whether each one's last carried the marker.
+        self.expected: bytes | None = None  # the window's marker (until the next arm or tally)
+        self.counts = [0] * self.count
+        self.last_marked = [False] * self.count
         self.started = time.monotonic()
 
     # -- opening ------------------------------------------------------------------------------------
@@ -98,8 +111,9 @@ class Subscribers:
     async def _open_one(self, index: int) -> None:
         source = self.sources[index % len(self.sources)]
         async with self.window:
-            stream, scanner = await asyncio.wait_for(self._connect(source), self.open_timeout_s)
+            stream, scanner, more = await asyncio.wait_for(self._connect(source), self.open_timeout_s)
         self.streams[index] = stream
+        self.counts[index] += more
         self.readers.append(asyncio.create_task(self._follow(index, stream, scanner)))
         self.opened += 1
         if self.opened % PROGRESS_EVERY == 0:
@@ -111,8 +125,9 @@ class Subscribers:
                 }
             )
 
-    async def _connect(self, source: str | None) -> tuple[Stream, MessageScanner]:
-        """A stream whose first board has arrived: it is subscribed and live."""
+    async def _connect(self, source: str | None) -> tuple[Stream, MessageScanner, int]:
+        """A stream whose first board has arrived: it is subscribed and live; and how many more messages
+        came with that first one (counted in the first window)."""
         stream = await open_stream(self.host, self.port, self.path, local_host=source)
         scanner = MessageScanner("queue")
         try:
@@ -129,7 +144,7 @@ class Subscribers:
         if self.first not in found[0]:
             stream.close()
             raise SseError(f"the first board lacks {self.first!r}: {found[0][:300]!r}")
-        return stream, scanner
+        return stream, scanner, len(found) - 1
 
     # -- following ----------------------------------------------------------------------------------
 
@@ -145,20 +160,38 @@ class Subscribers:
                 return
             now = time.monotonic()
             for message in scanner.feed(data):
-                self.messages += 1
-                marker = self.marker
-                if marker is not None and self.arrivals[index] is None and marker in message:
+                self.counts[index] += 1
+                marked = self.expected is not None and self.expected in message
+                self.last_marked[index] = marked
+                if marked and self.marker is not None and self.arrivals[index] is None:
                     self.arrivals[index] = now
                     self.arrived += 1
                     if self.arrived == self.count:
                         self.all_in.set()
 
-    def arm(self, marker: str) -> None:
+    def tally(self) -> dict[str, int]:
+        """Ends the current window (and reports it); the next one starts empty, with no marker."""
+        counts, last_marked = self.counts, self.last_marked
+        window = {
+            "messages": sum(counts),
+            "fewest": min(counts, default=0),
+            "most": max(counts, default=0),
+            "last_unmarked": sum(
+                1 for count, marked in zip(counts, last_marked, strict=True) if count and not marked
+            ),
+        }
+        self.counts = [0] * self.count
+        self.last_marked = [False] * self.count
+        self.expected = None
+        return window
+
+    def arm(self, marker: str) -> dict[str, int]:
+        window = self.tally()
         self.arrivals = [None] * self.count
         self.arrived = 0
-        self.messages = 0
         self.all_in = asyncio.Event()
-        self.marker = marker.encode()
+        self.marker = self.expected = marker.encode()
+        return window
 
     async def collect(self, timeout_s: float) -> dict[str, Any]:
         with contextlib.suppress(TimeoutError):
@@ -168,7 +201,6 @@ class Subscribers:
             "type": "arrivals",
             "arrivals": self.arrivals,
             "arrived": self.arrived,
-            "messages": self.messages,
             "closed_by_server": self.closed_by_server,
             "cpu_s": _cpu_s(),
         }
@@ -224,8 +256,9 @@ async def _main(args: argparse.Namespace) -> int:
         command = msgspec.json.decode(line)
         match command["cmd"]:
             case "arm":
-                subscribers.arm(command["marker"])
-                _emit({"type": "armed"})
+                _emit({"type": "armed", "window": subscribers.arm(command["marker"])})
+            case "tally":
+                _emit({"type": "tally", "window": subscribers.tally()})
             case "collect":
                 _emit(await subscribers.collect(float(command["timeout_s"])))
             case "close":

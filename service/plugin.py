@@ -211,10 +211,11 @@ def _freeze_startup_heap() -> None:
     """Once per process, after the first startup: what exists now lives as long as the process. Out of
     the collector's reach, full collections get cheap (one took ~50 ms before: the webhook p99).
 
-    Then collect less often. Reference counting frees nearly everything; the collector is only for
-    cycles, and each of its passes walks every live container: with ten thousand open streams (~150
-    objects each) the default thresholds ran a full pass of ~1.6 M objects every few broadcasts, most of
-    the time a broadcast took (measured with ``python -m bench subscribers``: 3.4 s → 0.65-1.5 s)."""
+    Then collect the youngest objects less often and promote survivors soon. Reference counting frees
+    nearly everything; the collector is only for cycles, and each pass walks every container of the
+    generations it collects: with ten thousand open streams (~150 objects each) the default thresholds
+    walked ~1.6 M objects every few broadcasts, and gen-1 passes over not-yet-promoted stream objects
+    took ~350 ms (``python -m bench subscribers``: worst broadcast 3.4 s → 0.67-0.80 s)."""
     gc.collect()
     gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
+    gc.set_threshold(50_000, 5, 100)

@@ -1,7 +1,8 @@
 """`python -m bench subscribers --smoke` end to end, so the subscribers benchmark harness cannot rot.
 
-It checks that the harness runs, every stream opened and received every broadcast (the run's own
-checks), and figures were recorded, never how fast anything is or how much memory it takes.
+It checks that the harness runs, every stream opened and received every broadcast of both kinds (the
+run's own checks: a single change as exactly one message a stream), and figures were recorded for each,
+never how fast anything is or how much memory it takes.
 """
 
 from __future__ import annotations
@@ -35,7 +36,11 @@ def test_bench_subscribers_smoke_writes_results(tmp_path: Path) -> None:
     assert results["clock"]["round_trip_ms"] >= 0
     settings = results["settings"]
     assert (settings["smoke"], settings["subscribers_requested"], settings["subscribers"]) == (True, 200, 200)
-    assert (settings["broadcasts"], settings["spacing_s"]) == (3, 0.5)
+    assert (settings["single_broadcasts"], settings["compound_broadcasts"], settings["spacing_s"]) == (
+        4,
+        2,
+        0.5,
+    )
     assert settings["client_loop"]
 
     limits = results["limits"]
@@ -53,16 +58,30 @@ def test_bench_subscribers_smoke_writes_results(tmp_path: Path) -> None:
     assert results["ramp"]["open_s"] > 0
 
     broadcasts = results["broadcasts"]
-    assert [b["connector_status"] for b in broadcasts] == ["Available", "Faulted", "Available"]
+    flips = ["Available", "Faulted"]
+    assert [(b["kind"], b["number"], b["connector_status"]) for b in broadcasts] == [
+        *(("single", n, status) for n, status in enumerate(flips * 2, 1)),
+        *(("compound", n, status) for n, status in enumerate(flips, 1)),
+    ]
     for broadcast in broadcasts:
         assert (broadcast["reached"], broadcast["missing"]) == (200, 0)
-        assert broadcast["messages"] >= 200  # the one each subscriber waited for, at least
         assert broadcast["webhook_ms"] > 0
-        assert broadcast["committed_ms"] is not None
         latency = broadcast["latency_ms"]
         assert latency["max"] >= latency["p99"] >= latency["p90"] >= latency["p50"] >= broadcast["first_ms"]
-    figures = results["figures"]
-    assert figures["last_ms"] == [b["latency_ms"]["max"] for b in broadcasts]
-    assert figures["worst_last_ms"] == max(figures["last_ms"])
-    assert len(results["targets"]) == 2  # RSS, broadcast to all
-    assert [target["passed"] for target in results["targets"]] == [None, None]  # smoke runs judge nothing
+        if broadcast["kind"] == "single":  # one change: exactly one board a stream
+            assert (broadcast["messages"], broadcast["messages_per_stream"]) == (200, [1, 1])
+            assert broadcast["committed_ms"] is None
+        else:  # the connector's change and the offer (revocation): one or two boards a stream
+            fewest, most = broadcast["messages_per_stream"]
+            assert 1 <= fewest <= most <= 2
+            assert 200 <= broadcast["messages"] <= 400
+            assert broadcast["committed_ms"] is not None
+    for key, kind in (("figures", "single"), ("compound_figures", "compound")):
+        figures = results[key]
+        assert figures["kind"] == kind
+        assert figures["last_ms"] == [b["latency_ms"]["max"] for b in broadcasts if b["kind"] == kind]
+        assert figures["worst_last_ms"] == max(figures["last_ms"])
+    targets = results["targets"]
+    assert len(targets) == 2  # RSS, a single change to all; the compound broadcast is not a target
+    assert targets[1]["value"] == results["figures"]["worst_last_ms"]
+    assert [target["passed"] for target in targets] == [None, None]  # smoke runs judge nothing
