@@ -44,6 +44,9 @@ _TRANSIENT_ERRORS = (
 
 log = logging.getLogger(__name__)
 
+IDLE_PACE_S = 0.1
+"""The pace after a step that found none of the projection's own events."""
+
 
 class Poison(msgspec.Struct, frozen=True):
     """An event a projection could not apply, and why."""
@@ -86,6 +89,8 @@ class ProjectionRunner:
         """Set while this runner holds the lease."""
         self.position = 0
         """The checkpoint as of this runner's last step (meaningful while active)."""
+        self.applied = False
+        """Whether the last step applied events of the projection's types (not only moved past others)."""
         self._stepped = asyncio.Event()
 
     async def reached(self, position: int, timeout_s: float) -> bool:
@@ -130,7 +135,10 @@ class ProjectionRunner:
                         # Just did work: let the next appends gather for a moment, then step again.
                         # The first event after a quiet spell is applied at once; under steady ingest
                         # steps come every pace_s with bigger batches instead of competing with appends.
-                        await asyncio.sleep(self.pace_s)
+                        # A step that only moved past other projections' events paces like the read
+                        # models do: a fast-paced runner must not spend a core following traffic it
+                        # ignores (its own events still wait at most that long).
+                        await asyncio.sleep(self.pace_s if self.applied else max(self.pace_s, IDLE_PACE_S))
                         continue
                     await self.doorbell.wait(seen)  # caught up and quiet
             finally:
@@ -187,6 +195,7 @@ class ProjectionRunner:
         PROJECTION_LAG.labels(name).set(max(self.doorbell.head - next_position, 0))
         if poisons:
             PROJECTION_SKIPPED.labels(name).inc(len(poisons))
+        self.applied = bool(events)
         return len(events) or 1  # moving past events of other types is progress too
 
 
