@@ -24,7 +24,8 @@ from service.api.drivers import DRIVER_SECURITY, Driver
 from service.api.problems import problem_responses
 from service.api.queues import QueueBoard, known_location, queue_board
 from service.api.ticket_out import TicketOut
-from service.api.tickets import DRIVER_ERRORS, LocationId, TicketId, own_ticket, present_ticket, settle
+from service.api.ticket_reads import own_ticket, present_ticket, settle
+from service.api.tickets import DRIVER_ERRORS, LocationId, TicketId
 from service.dispatch.queues import Queues, stream_of
 from service.eventlog.model import RecordedEvent
 from service.eventlog.store import read_after

@@ -14,7 +14,8 @@ from litestar.params import JSONBody
 from service.api.auth import ADMIN_SECURITY, require_admin
 from service.api.problems import problem, problem_responses
 from service.api.ticket_out import OfferOut, RequirementsOut, TicketOut, offer_out, requirements_out
-from service.api.tickets import LocationId, TicketId, present_ticket, settle
+from service.api.ticket_reads import present_ticket, settle
+from service.api.tickets import LocationId, TicketId
 from service.dispatch.queues import Queues, ticket_after
 from service.projections import queue_queries
 from service.queue.commands import Command, PauseQueue, RemoveTicket, ResumeQueue, SetQueuePolicy

@@ -21,17 +21,15 @@ from litestar.params import HeaderParameter, JSONBody, PathParameter, QueryParam
 
 from service.api.drivers import DRIVER_SECURITY, Driver
 from service.api.problems import problem, problem_responses
-from service.api.ticket_out import TicketOut, present
+from service.api.ticket_out import TicketOut
+from service.api.ticket_reads import own_ticket, present_ticket, settle
 from service.dispatch.queues import Outcome, Queues, stream_of, ticket_after
-from service.eventlog.store import EventStore
 from service.projections import queue_queries
-from service.projections.runner import ProjectionRunner
 from service.queue.commands import AcceptOffer, Command, JoinQueue, LeaveQueue, SnoozeOffer
 from service.queue.decide import Rejected
-from service.queue.model import QueueState, Requirements, Ticket, requirements_of
+from service.queue.model import Requirements, Ticket, requirements_of
 from service.realtime.feed import LogFeed
 
-READ_YOUR_WRITES_S = 2.0
 MAX_WAIT_S = 60
 TicketId = Annotated[str, PathParameter(min_length=1, max_length=100, description="The ticket's id")]
 LocationId = Annotated[str, PathParameter(min_length=1, max_length=100, description="An eDRV location id")]
@@ -268,14 +266,6 @@ async def _act(
     return await _answer(request, queues, outcome, ticket_id, now, fallback=ticket)
 
 
-async def own_ticket(store: EventStore, driver: Driver, ticket_id: str) -> Ticket:
-    async with store.connection() as connection:
-        ticket = await queue_queries.ticket(connection, ticket_id)
-    if ticket is None or ticket.driver_id != driver.id:
-        raise problem(404, "Not Found", f"you have no ticket {ticket_id!r}")
-    return ticket
-
-
 async def _answer(
     request: Request[object, object, State],
     queues: Queues,
@@ -314,46 +304,6 @@ async def _replayed(
         status_code=201,
         headers={"Location": f"/v1/tickets/{ticket.id}", "Idempotent-Replayed": "true"},
     )
-
-
-async def present_ticket(
-    queues: Queues,
-    ticket: Ticket,
-    state: QueueState,
-    now: datetime,
-    *,
-    site: queue_queries.Site | None = None,
-) -> TicketOut:
-    """The ticket with its place in ``state``'s line; the site (connectors, sessions, history) is read
-    (unless given) only for a waiting ticket, the only kind with a place and an estimate."""
-    if site is None and ticket.status != "waiting":
-        site = queue_queries.EMPTY_SITE
-    if site is None:
-        async with queues.store.connection() as connection:
-            site = await queue_queries.site(connection, ticket.location_id, now)
-    return present(ticket, state.line(), site, state.policy, now)
-
-
-async def settle(
-    state: State, store: EventStore, position: int, projections: tuple[str, ...] = ("tickets",)
-) -> None:
-    """Wait (briefly) until these read models reflect ``position``: the driver's next read then sees
-    their own write, and a stream's next message the change it announces, whichever instance serves it."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + READ_YOUR_WRITES_S
-    for name in projections:
-        runner: ProjectionRunner = next(r for r in state.projection_runners if r.projection.name == name)
-        if runner.active.is_set():
-            await runner.reached(position, max(deadline - loop.time(), 0))
-            continue
-        while loop.time() < deadline:  # another process runs the projection: watch its checkpoint
-            async with store.connection() as connection:
-                reached = await connection.fetchval(
-                    "SELECT position FROM projection_checkpoints WHERE name = $1", name
-                )
-            if reached is not None and reached >= position:
-                break
-            await asyncio.sleep(0.01)
 
 
 ROUTES = [join_queue, get_ticket, accept_offer, snooze_offer, leave_queue]
