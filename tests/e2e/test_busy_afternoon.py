@@ -92,8 +92,9 @@ async def webhook(http: httpx.AsyncClient, body: bytes) -> None:
 async def test_a_busy_afternoon_ends_with_every_driver_where_the_rules_say(http: httpx.AsyncClient) -> None:
     for line in (FIXTURES / "scenario.one-location-day.jsonl").read_bytes().splitlines():  # the morning
         await webhook(http, line)
-    for _ in range(100):
-        if (await http.get(f"/v1/locations/{LOCATION}/queue")).status_code == 200:
+    for _ in range(200):  # until the read models have the morning: the site and both its stations
+        response = await http.get(f"/v1/locations/{LOCATION}")
+        if response.status_code == 200 and len(response.json()["chargestations"]) == 2:
             break
         await asyncio.sleep(0.05)
     policy = {"respond_within_s": 3, "plug_in_within_s": 3, "max_snoozes": 1}
