@@ -5,7 +5,7 @@
 
 const TOKEN_KEY = "chargeline.adminToken";
 const MAX_EVENTS = 30;
-const state = { token: null, lastEventId: null, locations: new Map(), stationLocation: new Map(), dirty: new Set() };
+const state = { token: null, lastEventId: null, locations: new Map(), stationLocation: new Map(), dirty: new Map() };
 let redrawTimer = null;
 
 function tokenFromPage() {
@@ -146,19 +146,28 @@ async function drawProjections() {
 
 // --- data ----------------------------------------------------------------------------------------
 
-async function loadLocation(id) {
-  const [site, queue] = await Promise.all([
-    api(`/v1/locations/${encodeURIComponent(id)}`),
-    api(`/v1/locations/${encodeURIComponent(id)}/queue`).catch(() => null),
-  ]);
+async function loadLocation(id, atLeast = 0) {
+  // The read models may not have applied the event that made us look yet: ask again until they have.
+  // A site seen for the first time may not be in them at all yet (404): the same wait.
+  let site = null;
+  for (let attempt = 0; attempt < 30; attempt++) {
+    site = await api(`/v1/locations/${encodeURIComponent(id)}`).catch(() => null);
+    if (site && site.as_of_position >= atLeast) break;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  if (!site) return;
+  const queue = await api(`/v1/locations/${encodeURIComponent(id)}/queue`).catch(() => null);
   for (const station of site.chargestations) state.stationLocation.set(station.id, id);
   state.locations.set(id, { location: site, queue });
   drawLocation(id);
 }
 
 async function loadAll() {
-  const { locations } = await api("/v1/locations");
+  // Returns the position the read models had reached: the stream resumes after it, so whatever they
+  // had not applied yet arrives as events and redraws its location.
+  const { as_of_position: asOf, locations } = await api("/v1/locations");
   await Promise.all(locations.map((site) => loadLocation(site.id)));
+  return asOf;
 }
 
 function locationOf(event) {
@@ -171,14 +180,14 @@ function locationOf(event) {
   return null;
 }
 
-function markDirty(id) {
-  state.dirty.add(id);
+function markDirty(id, position) {
+  state.dirty.set(id, Math.max(position, state.dirty.get(id) || 0));
   if (redrawTimer) return;
   redrawTimer = setTimeout(async () => { // a burst of events redraws each location once
     redrawTimer = null;
-    const ids = [...state.dirty];
+    const dirty = [...state.dirty];
     state.dirty.clear();
-    await Promise.all(ids.map((id) => loadLocation(id).catch(() => null)));
+    await Promise.all(dirty.map(([id, position]) => loadLocation(id, position).catch(() => null)));
   }, 150);
 }
 
@@ -206,13 +215,12 @@ async function follow() {
   let retryMs = 1000;
   for (;;) {
     try {
-      const headers = { Authorization: `Bearer ${state.token}` };
-      if (state.lastEventId) headers["Last-Event-ID"] = state.lastEventId;
+      if (!state.lastEventId) state.lastEventId = String(await loadAll()); // first: draw everything once
+      const headers = { Authorization: `Bearer ${state.token}`, "Last-Event-ID": state.lastEventId };
       const response = await fetch("/v1/admin/events/stream", { headers });
       if (response.status === 401) { showLogin("That token was refused."); return; }
       if (!response.ok) throw new Error(`stream: ${response.status}`);
       setConnection("live", "live");
-      if (!state.lastEventId) await loadAll(); // first connection: draw everything once
       const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
       let buffer = "";
       for (;;) {
@@ -225,7 +233,7 @@ async function follow() {
           const event = JSON.parse(message.data);
           drawEvent(event);
           const id = locationOf(event);
-          if (id) markDirty(id);
+          if (id) markDirty(id, event.position);
         });
       }
     } catch (error) {
