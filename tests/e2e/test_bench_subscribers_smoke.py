@@ -7,32 +7,14 @@ never how fast anything is or how much memory it takes.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
-from tests.e2e.test_bench_smoke import ROOT, bench_env
+from tests.e2e.bench_smoke import run_smoke
 
 
 def test_bench_subscribers_smoke_writes_results(tmp_path: Path) -> None:
-    output = tmp_path / "subscribers.json"
-    done = subprocess.run(
-        [sys.executable, "-m", "bench", "subscribers", "--smoke", "--output", str(output)],
-        cwd=ROOT,
-        env=bench_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-
-    results = json.loads(output.read_text())
+    results = run_smoke("subscribers", tmp_path / "subscribers.json")
     assert results["benchmark"] == "subscribers"
-    assert results["ok"] is True
-    assert results["error"] is None
-    assert results["machine"]["cpu_count"] >= 1
-    assert results["postgres"]["version"]
     assert results["clock"]["round_trip_ms"] >= 0
     settings = results["settings"]
     assert (settings["smoke"], settings["subscribers_requested"], settings["subscribers"]) == (True, 200, 200)
