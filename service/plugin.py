@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from functools import cache
 from pathlib import Path
 
+import httpx
 from litestar import Litestar, Router
 from litestar.config.app import AppConfig
 from litestar.datastructures import State
@@ -22,7 +23,17 @@ from litestar.plugins.prometheus import PrometheusController
 from litestar.static_files import create_static_files_router
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.api import admin_events, admin_projections, availability, health, live, queues, tickets, webhooks
+from service.api import (
+    admin_events,
+    admin_projections,
+    availability,
+    health,
+    live,
+    queues,
+    subscriptions,
+    tickets,
+    webhooks,
+)
 from service.api.drivers import current_driver, driver_rate_limit, token_secret
 from service.api.problems import problem_details_plugin
 from service.db.engine import create_engine, resolve_database_url
@@ -32,6 +43,9 @@ from service.dispatch.scheduler import Scheduler
 from service.edrv.intake import EdrvIntake
 from service.eventlog.doorbell import Doorbell
 from service.eventlog.store import EventStore
+from service.outbound.outbox import Outbox
+from service.outbound.sender import Sender
+from service.outbound.targets import guarded_transport
 from service.projections.catalog import PROJECTIONS
 from service.projections.runner import ProjectionRunner
 from service.realtime.feed import LogFeed
@@ -59,6 +73,7 @@ class ChargelinePlugin(InitPluginProtocol):
                 *admin_projections.ROUTES,
                 *queues.ROUTES,
                 *live.ROUTES,
+                subscriptions.ROUTER,
                 # Drivers' endpoints share one request budget per token.
                 Router(
                     "/",
@@ -147,18 +162,31 @@ class ChargelinePlugin(InitPluginProtocol):
             # and under steady ingest it steps every few milliseconds instead of the read models' 100.
             dispatcher = ProjectionRunner(store, Dispatcher(queues), doorbell, pace_s=0.005)
             scheduler = Scheduler(queues)
+            # Outbound webhooks: the outbox enqueues ticket events, the sender delivers them.
+            outbox = ProjectionRunner(store, Outbox(), doorbell, pace_s=Outbox.pace_s)
+            client = httpx.AsyncClient(
+                transport=guarded_transport(allow_private=self.settings.allow_private_webhook_targets),
+                timeout=self.settings.webhook_delivery_timeout_s,
+                follow_redirects=False,  # a redirect could lead anywhere, past the target checks
+                trust_env=False,  # no proxies or .netrc credentials picked up from the environment
+            )
+            sender = Sender(store, client, timeout_s=self.settings.webhook_delivery_timeout_s)
             # The feed's tick wakes quiet streams: often enough for keep-alives within 1.5 intervals.
             feed = LogFeed(store, doorbell, tick_s=self.settings.sse_keepalive_s / 2)
             shared_reads = SharedReads()
             tasks = [asyncio.create_task(r.run(), name=f"projection-{r.projection.name}") for r in runners]
             tasks.append(asyncio.create_task(dispatcher.run(), name="dispatcher"))
             tasks.append(asyncio.create_task(scheduler.run(), name="scheduler"))
+            tasks.append(asyncio.create_task(outbox.run(), name="webhook-outbox"))
+            tasks.append(asyncio.create_task(sender.run(), name="webhook-sender"))
             tasks.append(asyncio.create_task(feed.run(), name="log-feed"))
             app.state.update(
                 {
                     "projection_runners": runners,
                     "dispatcher": dispatcher,
                     "scheduler": scheduler,
+                    "outbox": outbox,
+                    "sender": sender,
                     "feed": feed,
                     "shared_reads": shared_reads,
                 }
@@ -169,6 +197,7 @@ class ChargelinePlugin(InitPluginProtocol):
             finally:
                 feed.close_all()
                 await _stop(tasks)
+                await client.aclose()
                 await store.close()
         await engine.dispose()
 

@@ -34,6 +34,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """A comment on every quiet server-sent event stream this often (proxies cut silent connections)."""
     sse_lifetime_s: float = 1800.0
     """Streams end after this long with a retry hint; clients reconnect with Last-Event-ID."""
+    allow_private_webhook_targets: bool = False
+    """Let outbound webhooks reach loopback, private and link-local addresses (tests, closed networks)."""
+    webhook_delivery_timeout_s: float = 10.0
+    """How long an app backend has to answer a delivery before it counts as failed (and is retried)."""
     db_pool_size: int = 10
     log_level: str = "INFO"
     access_log: bool = False

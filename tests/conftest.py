@@ -68,7 +68,8 @@ async def empty_the_log(connection: Db) -> None:
         await connection.execute("ALTER TABLE events DISABLE TRIGGER events_append_only")
         await connection.execute(
             "TRUNCATE events, inbox, inbox_conflicts, quarantine, projection_checkpoints, projection_errors,"
-            " locations, chargestations, connectors, sessions, tickets, queue_snapshots, dispatch_stations"
+            " locations, chargestations, connectors, sessions, tickets, queue_snapshots, dispatch_stations,"
+            " webhook_attempts, webhook_deliveries, webhook_messages, webhook_subscriptions"
             " RESTART IDENTITY"
         )
         await connection.execute("ALTER TABLE events ENABLE TRIGGER events_append_only")

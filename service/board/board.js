@@ -1,11 +1,17 @@
-// The live board: the network's connectors, each queue with its offers, the latest events, projection lag.
+// The live board: the network's connectors, each queue with its offers, the latest events, projection lag,
+// and the webhook endpoints that need attention.
 // One stream of the whole log (the admin SSE endpoint, read with fetch so the token can travel in a header,
 // which EventSource cannot do) tells which locations to redraw; their state comes from the public read API.
+// Endpoint health is not in the log: it is polled (and looked at again soon after ticket events, since
+// those are what is delivered).
 "use strict";
 
 const TOKEN_KEY = "chargeline.adminToken";
 const MAX_EVENTS = 30;
+const ENDPOINTS_EVERY_MS = 5000;
+const ENDPOINTS_AFTER_TICKET_MS = 1500;
 const state = { token: null, lastEventId: null, locations: new Map(), stationLocation: new Map(), dirty: new Map() };
+const endpoints = { timer: null, dueAt: Infinity, loading: false, loadedAt: null, drawn: null };
 let redrawTimer = null;
 
 function tokenFromPage() {
@@ -144,6 +150,119 @@ async function drawProjections() {
   } catch (error) { /* shown as stale; the next round tries again */ }
 }
 
+// --- webhook endpoints ---------------------------------------------------------------------------
+
+function forHowLong(since) {
+  const seconds = Math.max(0, Math.floor((Date.now() - since) / 1000));
+  if (seconds < 60) return `for ${seconds} s`;
+  const minutes = Math.floor(seconds / 60);
+  if (minutes < 60) return `for ${minutes} min`;
+  const hours = Math.floor(minutes / 60);
+  if (hours < 48) return `for ${hours} h ${minutes % 60} min`;
+  return `for ${Math.floor(hours / 24)} days`;
+}
+
+function tickSince() {
+  for (const clock of document.querySelectorAll("time.since[datetime]")) {
+    const since = Date.parse(clock.dateTime);
+    if (!Number.isNaN(since)) clock.textContent = forHowLong(since);
+  }
+}
+
+function detail(term, className, value) {
+  const row = el("div");
+  row.append(el("dt", "", term));
+  const description = el("dd", className);
+  description.append(value);
+  row.append(description);
+  return row;
+}
+
+function drawEndpoint(endpoint) {
+  const health = endpoint.health === "disabled" ? "disabled" : "failing";
+  const item = el("li", `endpoint ${health}`);
+  item.dataset.subscription = endpoint.id;
+  item.dataset.health = health;
+  const head = el("div", "endpoint-head");
+  head.append(el("span", `badge ${health}`, health), " ", el("span", "url", endpoint.url));
+  item.append(head);
+  if (endpoint.description) item.append(el("p", "description", endpoint.description));
+  const details = el("dl");
+  const since = Date.parse(endpoint.failing_since);
+  if (health === "failing" && !Number.isNaN(since)) {
+    const clock = el("time", "since", forHowLong(since));
+    clock.dateTime = endpoint.failing_since;
+    clock.title = `failing since ${new Date(since).toLocaleString()}`;
+    details.append(detail("Failing", "", clock));
+  }
+  if (health === "disabled") details.append(detail("Reason", "reason", endpoint.disabled_reason || "not given"));
+  if (endpoint.last_error) {
+    const row = detail("Last error", "last-error", endpoint.last_error);
+    row.querySelector("dd").title = endpoint.last_error; // the text may be cut short: all of it on hover
+    details.append(row);
+  }
+  details.append(detail("Pending", "pending", String(endpoint.pending_deliveries ?? 0)));
+  item.append(details);
+  return item;
+}
+
+function setSummary(text) {
+  const summary = document.getElementById("endpoints-summary");
+  if (summary.textContent !== text) summary.textContent = text; // a live region: speak only of changes
+}
+
+function drawEndpoints(all) {
+  const attention = all.filter((s) => s.health === "failing" || s.health === "disabled");
+  const panel = document.getElementById("endpoints-panel");
+  panel.dataset.state = attention.length ? "attention" : "healthy";
+  const total = `${all.length} endpoint${all.length === 1 ? "" : "s"}`;
+  if (all.length === 0) setSummary("No endpoints");
+  else if (attention.length === 0) setSummary(all.length === 1 ? "1 endpoint healthy" : `All ${total} healthy`);
+  else setSummary(`${attention.length} of ${total} need${attention.length === 1 ? "s" : ""} attention`);
+  const drawn = JSON.stringify(attention);
+  if (drawn === endpoints.drawn) return; // unchanged: keep the nodes (and any text being selected)
+  endpoints.drawn = drawn;
+  document.getElementById("endpoints").replaceChildren(...attention.map(drawEndpoint));
+}
+
+function showEndpointsStale() {
+  document.getElementById("endpoints-panel").dataset.state = "stale";
+  setSummary(endpoints.loadedAt
+    ? `Could not refresh; as of ${endpoints.loadedAt.toLocaleTimeString()}. Retrying…`
+    : "Could not load the endpoints. Retrying…");
+}
+
+function scheduleEndpoints(delayMs) {
+  const at = Date.now() + delayMs;
+  if (endpoints.timer !== null && endpoints.dueAt <= at) return; // already due as soon
+  clearTimeout(endpoints.timer);
+  endpoints.dueAt = at;
+  endpoints.timer = setTimeout(refreshEndpoints, delayMs);
+}
+
+async function refreshEndpoints() {
+  endpoints.timer = null;
+  if (document.getElementById("board").hidden) return; // signed out: signing in starts again
+  if (document.hidden) return; // a hidden tab does not poll: becoming visible looks again
+  if (endpoints.loading) { scheduleEndpoints(ENDPOINTS_AFTER_TICKET_MS); return; }
+  endpoints.loading = true;
+  try {
+    const all = await api("/v1/admin/subscriptions");
+    if (!Array.isArray(all)) throw new Error("subscriptions: not a list");
+    endpoints.loadedAt = new Date();
+    drawEndpoints(all);
+  } catch (error) {
+    showEndpointsStale();
+  } finally {
+    endpoints.loading = false;
+  }
+  scheduleEndpoints(ENDPOINTS_EVERY_MS);
+}
+
+document.addEventListener("visibilitychange", () => {
+  if (!document.hidden && state.token) scheduleEndpoints(0);
+});
+
 // --- data ----------------------------------------------------------------------------------------
 
 async function loadLocation(id, atLeast = 0) {
@@ -234,6 +353,7 @@ async function follow() {
           drawEvent(event);
           const id = locationOf(event);
           if (id) markDirty(id, event.position);
+          if (event.type.startsWith("ticket.")) scheduleEndpoints(ENDPOINTS_AFTER_TICKET_MS);
         });
       }
     } catch (error) {
@@ -248,7 +368,8 @@ function start(token) {
   state.token = token;
   document.getElementById("login").hidden = true;
   document.getElementById("board").hidden = false;
-  setInterval(tickCountdowns, 1000);
+  setInterval(() => { tickCountdowns(); tickSince(); }, 1000);
+  scheduleEndpoints(0);
   drawProjections();
   setInterval(drawProjections, 2000);
   follow();

@@ -1,0 +1,328 @@
+"""The sender: POSTs due deliveries to their endpoints, records every attempt, schedules the next.
+
+- One process sends at a time (a lease); it wakes on the outbox's NOTIFY, on a finished attempt, and
+  when the earliest retry falls due, and looks again at least every second.
+- A ticket's messages reach an endpoint in log order: a delivery goes out only when no earlier delivery
+  of the same ticket to the same subscription is still pending (being sent, or waiting for a retry).
+- A slow endpoint never delays the others: each endpoint has its own small budget of attempts in
+  flight, and each attempt is bounded (10 s for the whole exchange, response read up to a size cap).
+- At least once: the attempt is recorded after the endpoint answered; if the process dies in between,
+  the delivery is still pending and goes out again, with the same ``webhook-id``.
+- ``clock`` and ``jitter`` are injectable, so tests can walk a retry schedule through 24 hours.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import httpx
+import msgspec
+
+from service.db.lease import try_lease
+from service.eventlog.store import EventStore
+from service.metrics import WEBHOOK_ATTEMPT_SECONDS, WEBHOOK_ATTEMPTS, WEBHOOK_DISABLED, WEBHOOK_PENDING
+from service.outbound import retries, signing
+from service.outbound.outbox import OUTBOX_CHANNEL, ticket_of
+from service.outbound.payload import message_id, render
+from service.outbound.subscriptions import cancel_pending
+from service.outbound.targets import refused_target
+
+if TYPE_CHECKING:
+    import asyncpg
+
+    Connection = asyncpg.Connection[asyncpg.Record]
+
+log = logging.getLogger(__name__)
+
+# Per subscription, its earliest due deliveries that no earlier pending delivery of the ticket holds back.
+_NOT_HELD_BACK = """
+    NOT EXISTS (SELECT FROM webhook_deliveries AS e
+                 WHERE e.subscription_id = d.subscription_id AND e.ticket_id = d.ticket_id
+                   AND e.status = 'pending' AND e.position < d.position)
+"""
+_DUE = f"""
+    SELECT d.id, d.subscription_id, d.position, d.created_at, s.url, s.secret, s.previous_secret,
+           s.previous_secret_expires_at, m.type, m.created_at, m.ticket
+      FROM webhook_subscriptions AS s
+     CROSS JOIN LATERAL (
+           SELECT d.* FROM webhook_deliveries AS d
+            WHERE d.subscription_id = s.id AND d.status = 'pending' AND d.next_attempt_at <= $1
+              AND d.id <> ALL($2::bigint[]) AND {_NOT_HELD_BACK}
+            ORDER BY d.next_attempt_at, d.position LIMIT $3) AS d
+      JOIN webhook_messages AS m ON m.position = d.position
+     WHERE s.enabled
+"""
+_NEXT_DUE = f"""
+    SELECT min(d.next_attempt_at) FROM webhook_deliveries AS d
+      JOIN webhook_subscriptions AS s ON s.id = d.subscription_id AND s.enabled
+     WHERE d.status = 'pending' AND d.id <> ALL($1::bigint[]) AND {_NOT_HELD_BACK}
+"""
+_LOCK_SUBSCRIPTION = "SELECT true FROM webhook_subscriptions WHERE id = $1 FOR NO KEY UPDATE"
+_LOCK_DELIVERY = "SELECT attempts + 1 FROM webhook_deliveries WHERE id = $1 FOR NO KEY UPDATE"
+_RECORD_DELIVERY = """
+    UPDATE webhook_deliveries
+       SET attempts = attempts + 1,
+           status = CASE WHEN status = 'pending' THEN $2 ELSE status END,
+           next_attempt_at = CASE WHEN status = 'pending' THEN $3::timestamptz END,
+           finished_at = CASE WHEN status = 'pending' THEN $4::timestamptz ELSE finished_at END
+     WHERE id = $1
+"""
+_RECORD_ATTEMPT = """
+    INSERT INTO webhook_attempts (delivery_id, attempt, attempted_at, status_code, latency_ms, error)
+    VALUES ($1, $2, $3, $4, $5, $6)
+"""
+_SUCCEEDED = "UPDATE webhook_subscriptions SET failing_since = NULL, last_success_at = $2 WHERE id = $1"
+_FAILED = """
+    UPDATE webhook_subscriptions
+       SET failing_since = coalesce(failing_since, $2), last_failure_at = $2, last_error = $3
+     WHERE id = $1 RETURNING enabled, failing_since
+"""
+_DISABLE = """
+    UPDATE webhook_subscriptions SET enabled = false, disabled_reason = $2, updated_at = $3 WHERE id = $1
+"""
+
+
+class Due(msgspec.Struct, frozen=True):
+    delivery_id: int
+    subscription_id: str
+    position: int
+    enqueued_at: datetime
+    url: str
+    secret: str
+    previous_secret: str | None
+    previous_secret_expires_at: datetime | None
+    event_type: str
+    created_at: datetime
+    ticket: bytes
+
+    def signing_keys(self, now: datetime) -> list[str]:
+        return signing.signing_keys(self.secret, self.previous_secret, self.previous_secret_expires_at, now)
+
+
+class Answer(msgspec.Struct, frozen=True):
+    """What an endpoint said (or why it said nothing)."""
+
+    status_code: int | None
+    error: str | None
+    retry_after: str | None
+    refused: bool = False
+    """The target was refused before connecting (a private address): retrying would not help."""
+
+
+class Sender:
+    def __init__(
+        self,
+        store: EventStore,
+        client: httpx.AsyncClient,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        jitter: Callable[[], float] = random.random,
+        timeout_s: float = 10.0,
+        per_endpoint: int = 4,
+        max_in_flight: int = 100,
+        response_cap: int = 64 * 1024,
+        max_sleep_s: float = 1.0,
+        retry_s: float = 1.0,
+    ) -> None:
+        self.store = store
+        self.client = client
+        self.clock = clock
+        self.jitter = jitter
+        self.timeout_s = timeout_s
+        self.per_endpoint = per_endpoint
+        self.max_in_flight = max_in_flight
+        self.response_cap = response_cap
+        self.max_sleep_s = max_sleep_s
+        self.retry_s = retry_s
+        self.active = asyncio.Event()
+        self._in_flight: dict[int, asyncio.Task[None]] = {}
+        self._per_subscription: dict[str, int] = {}
+        self._wake = asyncio.Event()
+        self._depth_read_at = 0.0
+
+    async def run(self) -> None:
+        """Forever: take the lease when free, then send whatever falls due."""
+        while True:
+            try:
+                async with try_lease(self.store.engine, "webhook_sender") as lease:
+                    if lease is not None:
+                        try:
+                            await self._lead(lease)
+                        finally:
+                            self.active.clear()
+                            await self._abandon_attempts()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("webhook sender: %r; retrying in %.1f s", exc, self.retry_s)
+            await asyncio.sleep(self.retry_s)
+
+    async def _lead(self, lease: Connection) -> None:
+        await lease.add_listener(OUTBOX_CHANNEL, lambda *_: self._wake.set())
+        self.active.set()
+        log.info("webhook sender: this process sends")
+        while not lease.is_closed():
+            self._wake.clear()
+            await self._sleep(await self.send_due())
+
+    async def _abandon_attempts(self) -> None:
+        """Stop the attempts under way (shutting down, or the lease is lost): unrecorded, they are still
+        pending and go out again from whichever process sends next, under the same id."""
+        for task in self._in_flight.values():
+            task.cancel()
+        await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
+
+    async def send_due(self) -> datetime | None:
+        """Start every delivery that is due and has room; return when the next one falls due (None: none
+        is waiting; a moment already passed: room must free up first)."""
+        now = self.clock()
+        in_flight = list(self._in_flight)
+        async with self.store.connection() as connection:
+            rows = await connection.fetch(_DUE, now, in_flight, self.per_endpoint)
+            for row in rows:
+                due = Due(*row)
+                if len(self._in_flight) >= self.max_in_flight:
+                    break
+                if self._per_subscription.get(due.subscription_id, 0) >= self.per_endpoint:
+                    continue
+                self._start(due)
+            next_due: datetime | None = await connection.fetchval(_NEXT_DUE, list(self._in_flight))
+            if time.monotonic() - self._depth_read_at >= 1.0:
+                self._depth_read_at = time.monotonic()
+                WEBHOOK_PENDING.set(
+                    await connection.fetchval(
+                        "SELECT count(*) FROM webhook_deliveries WHERE status = 'pending'"
+                    )
+                )
+        return next_due
+
+    async def drain(self) -> None:
+        """Wait for the attempts under way."""
+        while self._in_flight:
+            await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
+
+    def _start(self, due: Due) -> None:
+        self._per_subscription[due.subscription_id] = self._per_subscription.get(due.subscription_id, 0) + 1
+        task = asyncio.create_task(self._deliver(due), name=f"webhook-delivery-{due.delivery_id}")
+        self._in_flight[due.delivery_id] = task
+
+        def finished(_: asyncio.Task[None]) -> None:
+            del self._in_flight[due.delivery_id]
+            self._per_subscription[due.subscription_id] -= 1
+            self._wake.set()  # room for more, and maybe the ticket's next message
+
+        task.add_done_callback(finished)
+
+    async def _sleep(self, next_due: datetime | None) -> None:
+        pause = self.max_sleep_s
+        if next_due is not None:
+            pause = min(pause, max((next_due - self.clock()).total_seconds(), 0.0))
+        if pause == 0.0:
+            pause = self.max_sleep_s  # due but no room: a finished attempt wakes us
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(pause):
+                await self._wake.wait()
+
+    async def _deliver(self, due: Due) -> None:
+        try:
+            now = self.clock()
+            body = render(due.position, due.event_type, due.created_at, ticket_of(due.ticket))
+            headers = signing.headers(due.signing_keys(now), message_id(due.position), now, body)
+            started = time.perf_counter()
+            answer = await self._post(due.url, body, headers)
+            latency_s = time.perf_counter() - started
+            await self._record(due, answer, now, latency_s)
+        except Exception:
+            # Not recorded: the delivery stays pending and is tried again when it is next due.
+            log.exception("webhook delivery %d: could not send or record the attempt", due.delivery_id)
+
+    async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> Answer:
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                async with self.client.stream("POST", url, content=body, headers=headers) as response:
+                    received = await self._read_capped(response)
+        except TimeoutError:
+            return Answer(None, f"no answer within {self.timeout_s:g} s", None)
+        except httpx.HTTPError as exc:
+            refused = refused_target(exc) is not None
+            return Answer(
+                None, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__, None, refused
+            )
+        status = response.status_code
+        if 200 <= status < 300:
+            return Answer(status, None, None)
+        said = received[:200].decode(errors="replace").strip()
+        error = f"HTTP {status}" + (f": {said}" if said else "")
+        if 300 <= status < 400:
+            error += f" (redirects are not followed; Location: {response.headers.get('location', '-')})"
+        return Answer(status, error, response.headers.get("retry-after"))
+
+    async def _read_capped(self, response: httpx.Response) -> bytes:
+        """At most ``response_cap`` bytes of the answer: an endpoint cannot make us hold more."""
+        received = bytearray()
+        async for chunk in response.aiter_raw():
+            received += chunk[: self.response_cap - len(received)]
+            if len(received) >= self.response_cap:
+                break
+        return bytes(received)
+
+    async def _record(self, due: Due, answer: Answer, attempted_at: datetime, latency_s: float) -> None:
+        now = self.clock()
+        async with self.store.connection() as connection, connection.transaction():
+            # Locks in one order everywhere, the subscription before its deliveries: recording two
+            # attempts of one endpoint at once (one of them disabling it) must not deadlock.
+            exists = await connection.fetchval(_LOCK_SUBSCRIPTION, due.subscription_id)
+            attempt = await connection.fetchval(_LOCK_DELIVERY, due.delivery_id) if exists else None
+            if attempt is None:
+                return  # the subscription was deleted meanwhile, with its deliveries
+            if answer.refused:
+                outcome: retries.Outcome = retries.GaveUp(answer.error or "refused target")
+            else:
+                outcome = retries.judge(
+                    status_code=answer.status_code,
+                    error=answer.error,
+                    retry_after_header=answer.retry_after,
+                    attempt=attempt,
+                    enqueued_at=due.enqueued_at,
+                    now=now,
+                    jitter=self.jitter,
+                )
+            next_at: datetime | None
+            finished: datetime | None
+            match outcome:
+                case retries.Delivered():
+                    status, next_at, finished = "delivered", None, now
+                case retries.RetryAt(at):
+                    status, next_at, finished = "pending", at, None
+                case retries.GaveUp():
+                    status, next_at, finished = "failed", None, now
+            await connection.execute(_RECORD_DELIVERY, due.delivery_id, status, next_at, finished)
+            error = None if isinstance(outcome, retries.Delivered) else outcome.error
+            await connection.execute(
+                _RECORD_ATTEMPT,
+                due.delivery_id,
+                attempt,
+                attempted_at,
+                answer.status_code,
+                latency_s * 1000,
+                error,
+            )
+            if isinstance(outcome, retries.Delivered):
+                await connection.execute(_SUCCEEDED, due.subscription_id, now)
+            else:
+                row = await connection.fetchrow(_FAILED, due.subscription_id, now, error)
+                if row is not None and row[0] and retries.failing_too_long(row[1], now):
+                    reason = f"disabled after failing since {row[1].isoformat()}; last error: {error}"
+                    await connection.execute(_DISABLE, due.subscription_id, reason, now)
+                    await cancel_pending(connection, due.subscription_id, reason, now)
+                    WEBHOOK_DISABLED.inc()
+                    log.warning("webhook subscription %s %s", due.subscription_id, reason)
+        WEBHOOK_ATTEMPTS.labels(type(outcome).__name__.lower()).inc()
+        WEBHOOK_ATTEMPT_SECONDS.observe(latency_s)
