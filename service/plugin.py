@@ -35,6 +35,7 @@ from service.api import (
     webhooks,
 )
 from service.api.drivers import current_driver, driver_rate_limit, token_secret
+from service.api.openapi_docs import outbound_webhooks
 from service.api.problems import problem_details_plugin
 from service.db.engine import create_engine, resolve_database_url
 from service.dispatch.dispatcher import Dispatcher
@@ -124,6 +125,7 @@ class ChargelinePlugin(InitPluginProtocol):
                 }
             ),
             path="/schema",
+            webhooks=outbound_webhooks(),
         )
         app_config.logging_config = LoggingConfig(
             root={"level": self.settings.log_level, "handlers": ["queue_listener"]},

@@ -84,6 +84,7 @@ def upgrade() -> None:
         "CREATE INDEX webhook_deliveries_due_idx"
         f" ON webhook_deliveries (subscription_id, next_attempt_at) {pending}"
     )
+    op.execute(f"CREATE INDEX webhook_deliveries_next_idx ON webhook_deliveries (next_attempt_at) {pending}")
     op.execute(
         "CREATE INDEX webhook_deliveries_order_idx"
         f" ON webhook_deliveries (subscription_id, ticket_id, position) {pending}"

@@ -41,28 +41,27 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Per subscription, its earliest due deliveries that no earlier pending delivery of the ticket holds back.
-_NOT_HELD_BACK = """
-    NOT EXISTS (SELECT FROM webhook_deliveries AS e
-                 WHERE e.subscription_id = d.subscription_id AND e.ticket_id = d.ticket_id
-                   AND e.status = 'pending' AND e.position < d.position)
-"""
-_DUE = f"""
+# Per subscription, its earliest due deliveries that no earlier pending delivery of the same ticket
+# holds back (being sent, or waiting for a retry): a ticket's messages go out in log order.
+_DUE = """
     SELECT d.id, d.subscription_id, d.position, d.created_at, s.url, s.secret, s.previous_secret,
            s.previous_secret_expires_at, m.type, m.created_at, m.ticket
       FROM webhook_subscriptions AS s
      CROSS JOIN LATERAL (
            SELECT d.* FROM webhook_deliveries AS d
             WHERE d.subscription_id = s.id AND d.status = 'pending' AND d.next_attempt_at <= $1
-              AND d.id <> ALL($2::bigint[]) AND {_NOT_HELD_BACK}
+              AND d.id <> ALL($2::bigint[])
+              AND NOT EXISTS (SELECT FROM webhook_deliveries AS e
+                               WHERE e.subscription_id = d.subscription_id AND e.ticket_id = d.ticket_id
+                                 AND e.status = 'pending' AND e.position < d.position)
             ORDER BY d.next_attempt_at, d.position LIMIT $3) AS d
       JOIN webhook_messages AS m ON m.position = d.position
      WHERE s.enabled
 """
-_NEXT_DUE = f"""
-    SELECT min(d.next_attempt_at) FROM webhook_deliveries AS d
-      JOIN webhook_subscriptions AS s ON s.id = d.subscription_id AND s.enabled
-     WHERE d.status = 'pending' AND d.id <> ALL($1::bigint[]) AND {_NOT_HELD_BACK}
+# The next retry to wake up for. What is due already but was not started is waiting for room or for an
+# earlier message of its ticket: a finished attempt wakes the sender for those.
+_NEXT_DUE = """
+    SELECT min(next_attempt_at) FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at > $1
 """
 _LOCK_SUBSCRIPTION = "SELECT true FROM webhook_subscriptions WHERE id = $1 FOR NO KEY UPDATE"
 _LOCK_DELIVERY = "SELECT attempts + 1 FROM webhook_deliveries WHERE id = $1 FOR NO KEY UPDATE"
@@ -180,8 +179,8 @@ class Sender:
         await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
 
     async def send_due(self) -> datetime | None:
-        """Start every delivery that is due and has room; return when the next one falls due (None: none
-        is waiting; a moment already passed: room must free up first)."""
+        """Start every delivery that is due and has room; return when the next retry falls due (None:
+        no retry is scheduled)."""
         now = self.clock()
         in_flight = list(self._in_flight)
         async with self.store.connection() as connection:
@@ -193,7 +192,7 @@ class Sender:
                 if self._per_subscription.get(due.subscription_id, 0) >= self.per_endpoint:
                     continue
                 self._start(due)
-            next_due: datetime | None = await connection.fetchval(_NEXT_DUE, list(self._in_flight))
+            next_due: datetime | None = await connection.fetchval(_NEXT_DUE, now)
             if time.monotonic() - self._depth_read_at >= 1.0:
                 self._depth_read_at = time.monotonic()
                 WEBHOOK_PENDING.set(
@@ -223,9 +222,7 @@ class Sender:
     async def _sleep(self, next_due: datetime | None) -> None:
         pause = self.max_sleep_s
         if next_due is not None:
-            pause = min(pause, max((next_due - self.clock()).total_seconds(), 0.0))
-        if pause == 0.0:
-            pause = self.max_sleep_s  # due but no room: a finished attempt wakes us
+            pause = min(pause, max((next_due - self.clock()).total_seconds(), 0.001))
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(pause):
                 await self._wake.wait()

@@ -41,6 +41,7 @@ __all__ = [
     "GuardedBackend",
     "IPAddress",
     "TargetRefused",
+    "Unresolvable",
     "check_url",
     "forbidden_reason",
     "guarded_transport",
@@ -320,6 +321,9 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         try:
             async with asyncio.timeout_at(deadline):
                 addresses = await resolve_allowed(host, port, allow_private=self._allow_private)
+        except Unresolvable as exc:
+            # Not a refusal: an ordinary failure to connect, retried (the name may resolve later).
+            raise httpcore.ConnectError(str(exc)) from exc
         except TargetRefused as exc:
             raise ConnectRefusedTarget(str(exc)) from exc
         except TimeoutError:

@@ -22,6 +22,7 @@ from service.outbound.targets import (
     ConnectRefusedTarget,
     GuardedBackend,
     TargetRefused,
+    Unresolvable,
     check_url,
     forbidden_reason,
     guarded_transport,
@@ -243,6 +244,17 @@ async def test_an_ordinary_connection_failure_is_not_reported_as_a_refusal() -> 
         with pytest.raises(httpx.ConnectError) as failed:
             await http.post(f"http://127.0.0.1:{port}/", content=b"{}")
     assert refused_target(failed.value) is None
+
+
+async def test_a_name_that_does_not_resolve_is_a_retryable_connection_failure_not_a_refusal() -> None:
+    # ".invalid" never resolves (RFC 2606), with or without a network.
+    with pytest.raises(Unresolvable):
+        await resolve_allowed("nothing-here.invalid", 443, allow_private=False)
+    async with client(allow_private=False) as http:
+        with pytest.raises(httpx.ConnectError) as failed:
+            await http.post("https://nothing-here.invalid/hooks", content=b"{}")
+    assert refused_target(failed.value) is None
+    assert "does not resolve" in str(failed.value)
 
 
 async def test_a_name_that_passed_check_url_is_refused_when_it_resolves_inside(
