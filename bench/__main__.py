@@ -1,4 +1,4 @@
-"""``python -m bench [ingest|rebuild|queue|subscribers] [options]``; without a command it runs ``ingest``."""
+"""``python -m bench [ingest|rebuild|queue|subscribers|webhooks] [options]``; no command runs ``ingest``."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ from bench.report import print_report, write_json
 from bench.results import RunSettings
 from bench.subscribers import print_subscribers_report, run_subscribers
 from bench.subscribers import settings_for as subscribers_settings_for
+from bench.webhooks import LOOP_FACTORY, PER_ENDPOINT, print_webhooks_report, run_webhooks
+from bench.webhooks import settings_for as webhooks_settings_for
 
 RESULTS_DIR = Path(__file__).parent / "results"  # gitignored
 
@@ -33,6 +35,9 @@ SUBSCRIBERS = (10_000, 200)
 SINGLE_BROADCASTS = (10, 4)  # even: the connector ends Faulted, as it started
 COMPOUND_BROADCASTS = (4, 2)
 BROADCAST_SPACING_S = (2.0, 0.5)
+WEBHOOK_EVENTS = (1_500, 200)  # x 4 endpoints: 6,000 deliveries a round, ~2 minutes in all
+WEBHOOK_ENDPOINTS = (4, 2)
+WEBHOOK_ROUNDS = (3, 1)
 
 
 @click.group(invoke_without_command=True)
@@ -182,6 +187,58 @@ def subscribers_command(smoke: bool, subscribers: int | None, output: Path | Non
     console = Console()
     results = asyncio.run(run_subscribers(settings, console))
     print_subscribers_report(results, console)
+    write_json(results, output)
+    console.print(f"Results written to {output}")
+    sys.exit(0 if results.ok else 1)
+
+
+@main.command("webhooks")
+@click.option(
+    "--smoke", is_flag=True, help="200 events x 2 endpoints, one round: checks the harness, judges nothing."
+)
+@click.option("--events", type=click.IntRange(min=1), help="Ticket events per round [1,500; smoke 200].")
+@click.option(
+    "--endpoints", type=click.IntRange(min=1), help="Subscriptions, each a path on the receiver [4; smoke 2]."
+)
+@click.option(
+    "--rounds", type=click.IntRange(min=1), help="Interleaved rounds (baseline, sender) [3; smoke 1]."
+)
+@click.option(
+    "--per-endpoint",
+    type=click.IntRange(min=1),
+    default=PER_ENDPOINT,
+    show_default=True,
+    help="The sender's attempts in flight per endpoint (its default); the baseline gets the same total.",
+)
+@click.option(
+    "--output", type=click.Path(dir_okay=False, path_type=Path), help="Where to write the JSON results."
+)
+def webhooks_command(
+    smoke: bool,
+    events: int | None,
+    endpoints: int | None,
+    rounds: int | None,
+    per_endpoint: int,
+    output: Path | None,
+) -> None:
+    """Outbound webhooks: deliveries/s of the sender vs. the same POSTs from plain httpx, no database."""
+    pick = 1 if smoke else 0
+    settings = webhooks_settings_for(
+        smoke=smoke,
+        events=events or WEBHOOK_EVENTS[pick],
+        endpoints=endpoints or WEBHOOK_ENDPOINTS[pick],
+        rounds=rounds or WEBHOOK_ROUNDS[pick],
+        per_endpoint=per_endpoint,
+    )
+    if not smoke and settings.rounds < 2:
+        raise click.BadParameter(
+            "at least 2 rounds: a single round says nothing about noise", param_hint="--rounds"
+        )
+    output = output or RESULTS_DIR / ("webhooks-smoke.json" if smoke else "webhooks.json")
+    console = Console()
+    with asyncio.Runner(loop_factory=LOOP_FACTORY) as runner:  # uvloop, as the app runs on under uvicorn
+        results = runner.run(run_webhooks(settings, console))
+    print_webhooks_report(results, console)
     write_json(results, output)
     console.print(f"Results written to {output}")
     sys.exit(0 if results.ok else 1)

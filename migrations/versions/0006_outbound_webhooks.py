@@ -82,7 +82,7 @@ def upgrade() -> None:
     pending = "WHERE status = 'pending'"
     op.execute(
         "CREATE INDEX webhook_deliveries_due_idx"
-        f" ON webhook_deliveries (subscription_id, next_attempt_at) {pending}"
+        f" ON webhook_deliveries (subscription_id, next_attempt_at, position) {pending}"
     )
     op.execute(f"CREATE INDEX webhook_deliveries_next_idx ON webhook_deliveries (next_attempt_at) {pending}")
     op.execute(

@@ -168,7 +168,7 @@ async def change_subscription(
         changes["url"] = await _allowed_url(request.app.state.settings, changes["url"])
     if "event_types" in changes:
         _check_event_types(changes["event_types"])
-    async with store.connection() as connection, connection.transaction():
+    async with store.connection() as connection:
         changed = await subscriptions.change(connection, subscription_id, changes, _now())
         return await _view(connection, changed, subscription_id)
 

@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 # Per subscription, its earliest due deliveries that no earlier pending delivery of the same ticket
 # holds back (being sent, or waiting for a retry): a ticket's messages go out in log order.
 _DUE = """
-    SELECT d.id, d.subscription_id, d.position, d.created_at, s.url, s.secret, s.previous_secret,
+    SELECT d.id, d.subscription_id, d.position, d.attempts, d.created_at, s.url, s.secret, s.previous_secret,
            s.previous_secret_expires_at, m.type, m.created_at, m.ticket
       FROM webhook_subscriptions AS s
      CROSS JOIN LATERAL (
@@ -63,28 +63,41 @@ _DUE = """
 _NEXT_DUE = """
     SELECT min(next_attempt_at) FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at > $1
 """
-_LOCK_SUBSCRIPTION = "SELECT true FROM webhook_subscriptions WHERE id = $1 FOR NO KEY UPDATE"
-_LOCK_DELIVERY = "SELECT attempts + 1 FROM webhook_deliveries WHERE id = $1 FOR NO KEY UPDATE"
-_RECORD_DELIVERY = """
-    UPDATE webhook_deliveries
-       SET attempts = attempts + 1,
-           status = CASE WHEN status = 'pending' THEN $2 ELSE status END,
-           next_attempt_at = CASE WHEN status = 'pending' THEN $3::timestamptz END,
-           finished_at = CASE WHEN status = 'pending' THEN $4::timestamptz ELSE finished_at END
-     WHERE id = $1
-"""
-_RECORD_ATTEMPT = """
-    INSERT INTO webhook_attempts (delivery_id, attempt, attempted_at, status_code, latency_ms, error)
-    VALUES ($1, $2, $3, $4, $5, $6)
-"""
-_SUCCEEDED = "UPDATE webhook_subscriptions SET failing_since = NULL, last_success_at = $2 WHERE id = $1"
-_FAILED = """
-    UPDATE webhook_subscriptions
-       SET failing_since = coalesce(failing_since, $2), last_failure_at = $2, last_error = $3
-     WHERE id = $1 RETURNING enabled, failing_since
+# One statement records an attempt (autocommit: one round trip). Locks are always taken delivery first,
+# then subscription; what would lock them the other way round (cancelling a subscription's pending
+# deliveries) runs in a transaction of its own, after the subscription row is released.
+_RECORD = """
+    WITH delivery AS (
+        UPDATE webhook_deliveries
+           SET attempts = $2,
+               status = CASE WHEN status = 'pending' THEN $3 ELSE status END,
+               next_attempt_at = CASE WHEN status = 'pending' THEN $4::timestamptz END,
+               finished_at = CASE WHEN status = 'pending' THEN $5::timestamptz ELSE finished_at END
+         WHERE id = $1
+     RETURNING id, subscription_id
+    ), attempt AS (
+        INSERT INTO webhook_attempts (delivery_id, attempt, attempted_at, status_code, latency_ms, error)
+        SELECT id, $2, $6, $7, $8, $9 FROM delivery
+    ), subscription AS (
+        UPDATE webhook_subscriptions AS s
+           SET failing_since = CASE WHEN $9::text IS NULL THEN NULL ELSE coalesce(failing_since, $10) END,
+               last_success_at = CASE WHEN $9::text IS NULL THEN $10 ELSE last_success_at END,
+               last_failure_at = CASE WHEN $9::text IS NULL THEN last_failure_at ELSE $10 END,
+               last_error = coalesce($9, last_error)
+          FROM delivery
+         WHERE s.id = delivery.subscription_id
+           -- A success changes the row only when it ends a failure or a second has passed: endpoints
+           -- answering in parallel do not queue up behind one another on this row.
+           AND ($9::text IS NOT NULL OR s.failing_since IS NOT NULL OR s.last_success_at IS NULL
+                OR s.last_success_at < $10::timestamptz - interval '1 second')
+     RETURNING s.enabled, s.failing_since
+    )
+    SELECT (SELECT count(*) FROM delivery), enabled, failing_since FROM (SELECT 1) AS one
+      LEFT JOIN subscription ON true
 """
 _DISABLE = """
-    UPDATE webhook_subscriptions SET enabled = false, disabled_reason = $2, updated_at = $3 WHERE id = $1
+    UPDATE webhook_subscriptions SET enabled = false, disabled_reason = $2, updated_at = $3
+     WHERE id = $1 AND enabled
 """
 
 
@@ -92,6 +105,7 @@ class Due(msgspec.Struct, frozen=True):
     delivery_id: int
     subscription_id: str
     position: int
+    attempts: int
     enqueued_at: datetime
     url: str
     secret: str
@@ -237,8 +251,11 @@ class Sender:
             latency_s = time.perf_counter() - started
             await self._record(due, answer, now, latency_s)
         except Exception:
-            # Not recorded: the delivery stays pending and is tried again when it is next due.
+            # Not recorded: the delivery stays pending and is tried again. Not at once, though: holding
+            # its slot for a while keeps a failure that repeats (the database away) from hammering the
+            # endpoint.
             log.exception("webhook delivery %d: could not send or record the attempt", due.delivery_id)
+            await asyncio.sleep(self.retry_s)
 
     async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> Answer:
         try:
@@ -272,54 +289,55 @@ class Sender:
 
     async def _record(self, due: Due, answer: Answer, attempted_at: datetime, latency_s: float) -> None:
         now = self.clock()
-        async with self.store.connection() as connection, connection.transaction():
-            # Locks in one order everywhere, the subscription before its deliveries: recording two
-            # attempts of one endpoint at once (one of them disabling it) must not deadlock.
-            exists = await connection.fetchval(_LOCK_SUBSCRIPTION, due.subscription_id)
-            attempt = await connection.fetchval(_LOCK_DELIVERY, due.delivery_id) if exists else None
-            if attempt is None:
-                return  # the subscription was deleted meanwhile, with its deliveries
-            if answer.refused:
-                outcome: retries.Outcome = retries.GaveUp(answer.error or "refused target")
-            else:
-                outcome = retries.judge(
-                    status_code=answer.status_code,
-                    error=answer.error,
-                    retry_after_header=answer.retry_after,
-                    attempt=attempt,
-                    enqueued_at=due.enqueued_at,
-                    now=now,
-                    jitter=self.jitter,
-                )
-            next_at: datetime | None
-            finished: datetime | None
-            match outcome:
-                case retries.Delivered():
-                    status, next_at, finished = "delivered", None, now
-                case retries.RetryAt(at):
-                    status, next_at, finished = "pending", at, None
-                case retries.GaveUp():
-                    status, next_at, finished = "failed", None, now
-            await connection.execute(_RECORD_DELIVERY, due.delivery_id, status, next_at, finished)
-            error = None if isinstance(outcome, retries.Delivered) else outcome.error
-            await connection.execute(
-                _RECORD_ATTEMPT,
+        attempt = due.attempts + 1  # nobody else touches an attempt in flight: one sender holds the lease
+        if answer.refused:
+            outcome: retries.Outcome = retries.GaveUp(answer.error or "refused target")
+        else:
+            outcome = retries.judge(
+                status_code=answer.status_code,
+                error=answer.error,
+                retry_after_header=answer.retry_after,
+                attempt=attempt,
+                enqueued_at=due.enqueued_at,
+                now=now,
+                jitter=self.jitter,
+            )
+        next_at: datetime | None = None
+        match outcome:
+            case retries.Delivered():
+                status, error = "delivered", None
+            case retries.RetryAt(at, error):
+                status, next_at = "pending", at
+            case retries.GaveUp(error):
+                status = "failed"
+        finished = None if status == "pending" else now
+        async with self.store.connection() as connection:
+            row = await connection.fetchrow(
+                _RECORD,
                 due.delivery_id,
                 attempt,
+                status,
+                next_at,
+                finished,
                 attempted_at,
                 answer.status_code,
                 latency_s * 1000,
                 error,
+                now,
             )
-            if isinstance(outcome, retries.Delivered):
-                await connection.execute(_SUCCEEDED, due.subscription_id, now)
-            else:
-                row = await connection.fetchrow(_FAILED, due.subscription_id, now, error)
-                if row is not None and row[0] and retries.failing_too_long(row[1], now):
-                    reason = f"disabled after failing since {row[1].isoformat()}; last error: {error}"
-                    await connection.execute(_DISABLE, due.subscription_id, reason, now)
-                    await cancel_pending(connection, due.subscription_id, reason, now)
-                    WEBHOOK_DISABLED.inc()
-                    log.warning("webhook subscription %s %s", due.subscription_id, reason)
+            assert row is not None
+            recorded, enabled, failing_since = row
+            if recorded and enabled and error is not None and retries.failing_too_long(failing_since, now):
+                await self._disable(connection, due.subscription_id, failing_since, error, now)
         WEBHOOK_ATTEMPTS.labels(type(outcome).__name__.lower()).inc()
         WEBHOOK_ATTEMPT_SECONDS.observe(latency_s)
+
+    async def _disable(
+        self, connection: Connection, subscription_id: str, failing_since: datetime, error: str, now: datetime
+    ) -> None:
+        """Failing for the whole retry window: stop sending, and cancel what is still pending."""
+        reason = f"disabled after failing since {failing_since.isoformat()}; last error: {error}"
+        if await connection.execute(_DISABLE, subscription_id, reason, now) == "UPDATE 1":
+            await cancel_pending(connection, subscription_id, reason, now)
+            WEBHOOK_DISABLED.inc()
+            log.warning("webhook subscription %s %s", subscription_id, reason)

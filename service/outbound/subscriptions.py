@@ -113,7 +113,8 @@ async def change(
     connection: Connection, subscription_id: str, changes: dict[str, Any], now: datetime
 ) -> Subscription | None:
     """Apply ``changes`` (url, event_types, description, enabled). Enabling clears the failure record;
-    disabling cancels what was still waiting to go out (an operator replays it after re-enabling)."""
+    disabling cancels what was still waiting to go out (an operator replays it after re-enabling).
+    Not inside a caller's transaction (see below)."""
     current = await get(connection, subscription_id)
     if current is None:
         return None
@@ -129,7 +130,8 @@ async def change(
         values.update(enabled=False, disabled_reason=DISABLED_BY_OPERATOR)
     values["updated_at"] = now
     assignments = ", ".join(f"{name} = ${i}" for i, name in enumerate(values, start=2))
-    # The subscription's row first, then its deliveries: the sender locks in the same order.
+    # Committed on its own before any delivery is cancelled: the sender locks a delivery, then its
+    # subscription, so holding the subscription while locking deliveries could deadlock with it.
     row = await connection.fetchrow(
         f"UPDATE webhook_subscriptions SET {assignments} WHERE id = $1 RETURNING {_COLUMNS}",
         subscription_id,
@@ -143,8 +145,11 @@ async def change(
 
 
 async def delete(connection: Connection, subscription_id: str) -> bool:
-    """Forget the subscription with its deliveries; True if it existed."""
-    status = await connection.execute("DELETE FROM webhook_subscriptions WHERE id = $1", subscription_id)
+    """Forget the subscription with its deliveries; True if it existed. The deliveries go first, then the
+    subscription: the same lock order as the sender's (a cascade would take them the other way round)."""
+    async with connection.transaction():
+        await connection.execute("DELETE FROM webhook_deliveries WHERE subscription_id = $1", subscription_id)
+        status = await connection.execute("DELETE FROM webhook_subscriptions WHERE id = $1", subscription_id)
     return status == "DELETE 1"
 
 

@@ -223,3 +223,6 @@ async def test_a_drivers_ticket_changes_reach_the_app_backend_signed_and_are_lis
     shown = (await client.get(f"{BASE}/{created['id']}", headers=ADMIN)).json()
     assert (shown["health"], shown["pending_deliveries"]) == ("healthy", 0)
     assert shown["last_success_at"] is not None
+    metrics = (await client.get("/metrics")).text
+    assert 'chargeline_webhook_attempts_total{outcome="delivered"}' in metrics
+    assert "chargeline_webhook_attempt_seconds_count" in metrics
