@@ -71,7 +71,7 @@ def upgrade() -> None:
             finished_at      timestamptz,
             note             text,
             replay           boolean     NOT NULL DEFAULT false
-        ) WITH (fillfactor = 80)
+        )
         """
     )
     # The outbox enqueues each event once per subscription (replays add more, on purpose).

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Literal
 
 import httpx
@@ -18,6 +19,7 @@ from service.api.problems import problem, problem_responses
 from service.eventlog.store import EventStore
 from service.outbound import subscriptions
 from service.outbound.deliveries import DeliveryOut, DeliveryStatus, list_deliveries
+from service.outbound.outbox import OUTBOX_CHANNEL
 from service.outbound.subscriptions import Subscription, event_type_problem
 from service.outbound.targets import TargetRefused, Unresolvable, check_url, resolve_allowed
 from service.settings import Settings
@@ -35,6 +37,8 @@ EventTypes = Annotated[
 Description = Annotated[str, msgspec.Meta(max_length=500)]
 SubscriptionId = Annotated[str, Parameter(max_length=100, description="The subscription's id")]
 Health = Literal["healthy", "failing", "disabled"]
+LONGEST_REPLAY = timedelta(days=31)
+RESOLVE_TIMEOUT_S = 2.0
 
 
 class NewSubscription(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -46,7 +50,7 @@ class NewSubscription(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class SubscriptionChange(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """Any of the fields; the others keep their values."""
+    """Any of the fields; the others (and those given as null) keep their values."""
 
     url: Url | None = None
     event_types: EventTypes | None = None
@@ -202,27 +206,26 @@ async def rotate_secret(store: NamedDependency[EventStore], subscription_id: Sub
 @post(
     "/{subscription_id:str}/replay",
     status_code=202,
-    summary="Deliver again the ticket events of a time range (same message ids, in order per ticket)",
+    summary="Deliver again the ticket events of a time range (same message ids, in order per ticket); "
+    "on a disabled subscription they wait until it is enabled",
     responses=problem_responses(
-        e400="Malformed range", e409="The subscription is disabled: enable it first", **ERRORS
+        e400="Malformed body", e422="An empty, backwards or too long range", **ERRORS
     ),
 )
 async def replay(
     store: NamedDependency[EventStore], subscription_id: SubscriptionId, data: JSONBody[ReplayRange]
 ) -> Replayed:
     if data.until <= data.since:
-        raise problem(400, "Bad Request", "'until' must be after 'since'")
+        raise problem(422, "Unprocessable Content", "'until' must be after 'since'")
+    if data.until - data.since > LONGEST_REPLAY:
+        raise problem(422, "Unprocessable Content", f"a replay covers at most {LONGEST_REPLAY.days} days")
     async with store.connection() as connection, connection.transaction():
         found = await subscriptions.get(connection, subscription_id)
         if found is None:
             raise _not_found(subscription_id)
-        if not found.enabled:
-            raise problem(
-                409, "Conflict", "the subscription is disabled: enable it (PATCH enabled=true) first"
-            )
         enqueued = await subscriptions.replay(connection, found, data.since, data.until, _now())
         if enqueued:
-            await connection.execute("SELECT pg_notify('chargeline_outbox', '')")
+            await connection.execute("SELECT pg_notify($1, '')", OUTBOX_CHANNEL)
     return Replayed(enqueued)
 
 
@@ -261,8 +264,9 @@ async def _allowed_url(settings: Settings, url: str) -> str:
         checked = check_url(url, allow_private=allow)
         parsed = httpx.URL(checked)
         port = parsed.port or (443 if parsed.scheme == "https" else 80)
-        with contextlib.suppress(Unresolvable):
-            await resolve_allowed(parsed.host, port, allow_private=allow)
+        with contextlib.suppress(Unresolvable, TimeoutError):  # a slow resolver: the sender checks anyway
+            async with asyncio.timeout(RESOLVE_TIMEOUT_S):
+                await resolve_allowed(parsed.host, port, allow_private=allow)
     except TargetRefused as exc:
         raise problem(422, "Unprocessable Content", str(exc)) from None
     return checked

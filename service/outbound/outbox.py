@@ -43,20 +43,25 @@ _KEEP_MESSAGES = """
     SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::timestamptz[], $5::bytea[])
     ON CONFLICT (position) DO NOTHING
 """
-# Each subscription gets the events after it was made whose type starts with one of its prefixes.
+# Each subscription gets the events after it was made whose type starts with one of its prefixes. A
+# disabled one gets them as already cancelled: nothing is sent, and its deliveries say what it missed.
 _ENQUEUE = """
     WITH enqueued AS (
         INSERT INTO webhook_deliveries
-            (subscription_id, position, ticket_id, status, next_attempt_at, created_at)
-        SELECT s.id, m.position, m.ticket_id, 'pending', $4, $4
+            (subscription_id, position, ticket_id, status, next_attempt_at, created_at, finished_at, note)
+        SELECT s.id, m.position, m.ticket_id,
+               CASE WHEN s.enabled THEN 'pending' ELSE 'cancelled' END,
+               CASE WHEN s.enabled THEN $4::timestamptz END, $4,
+               CASE WHEN s.enabled THEN NULL ELSE $4::timestamptz END,
+               CASE WHEN s.enabled THEN NULL ELSE 'not sent: the endpoint was disabled' END
           FROM unnest($1::bigint[], $2::text[], $3::text[]) AS m(position, ticket_id, type)
           JOIN webhook_subscriptions AS s
-            ON s.enabled AND m.position > s.after_position
+            ON m.position > s.after_position
            AND EXISTS (SELECT FROM unnest(s.event_types) AS prefix WHERE starts_with(m.type, prefix))
         ON CONFLICT (subscription_id, position) WHERE NOT replay DO NOTHING
-        RETURNING 1
+        RETURNING status
     )
-    SELECT count(*) FROM enqueued
+    SELECT count(*) FROM enqueued WHERE status = 'pending'
 """
 
 _encoder = msgspec.json.Encoder()
@@ -79,7 +84,8 @@ class Outbox:
                 continue  # a "ticket.*" type from elsewhere (eDRV) is not a ticket of ours
             try:
                 decoded = decode_event(event.type, event.data)
-                assert isinstance(decoded, TicketEvent), event.type
+                if not isinstance(decoded, TicketEvent):
+                    raise TypeError(f"{event.type} is not a ticket event")
             except Exception as exc:
                 poisons.append(poison_of(event, exc))
                 continue

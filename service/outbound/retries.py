@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -22,6 +23,7 @@ FIRST_DELAY = timedelta(seconds=5)
 GROWTH = 4
 LONGEST_DELAY = timedelta(hours=4)
 RETRYABLE_4XX = frozenset({408, 409, 429})
+_SECONDS = re.compile(r"[0-9]{1,20}")  # ASCII digits only: str.isdigit() also takes "²"
 
 
 class Delivered(msgspec.Struct, frozen=True):
@@ -48,19 +50,20 @@ def backoff(attempt: int, jitter: float) -> timedelta:
 
 
 def retry_after(value: str | None, now: datetime) -> timedelta | None:
-    """A ``Retry-After`` header (seconds or an HTTP date) as a pause; None if absent or unreadable."""
+    """A ``Retry-After`` header (seconds or an HTTP date) as a pause, at most the retry window; None if
+    absent or unreadable. Whatever an endpoint sends must not break the sender."""
     if value is None:
         return None
     value = value.strip()
-    if value.isdigit():
-        return timedelta(seconds=int(value))
+    if _SECONDS.fullmatch(value):
+        return min(timedelta(seconds=int(value[:9])), RETRY_WINDOW)  # 9 digits: years, no overflow
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
     if when.tzinfo is None:
         return None
-    return max(when - now, timedelta(0))
+    return min(max(when - now, timedelta(0)), RETRY_WINDOW)
 
 
 def judge(

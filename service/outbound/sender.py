@@ -57,6 +57,7 @@ _DUE = """
             ORDER BY d.next_attempt_at, d.position LIMIT $3) AS d
       JOIN webhook_messages AS m ON m.position = d.position
      WHERE s.enabled
+     ORDER BY d.next_attempt_at, d.position  -- when room is short, the longest waiting go first
 """
 # The next retry to wake up for. What is due already but was not started is waiting for room or for an
 # earlier message of its ticket: a finished attempt wakes the sender for those.
@@ -125,8 +126,9 @@ class Answer(msgspec.Struct, frozen=True):
     status_code: int | None
     error: str | None
     retry_after: str | None
-    refused: bool = False
-    """The target was refused before connecting (a private address): retrying would not help."""
+    final: bool = False
+    """Retrying would not help: the target was refused (a private address), or the message cannot be
+    sent at all."""
 
 
 class Sender:
@@ -143,6 +145,7 @@ class Sender:
         response_cap: int = 64 * 1024,
         max_sleep_s: float = 1.0,
         retry_s: float = 1.0,
+        grace_s: float = 3.0,
     ) -> None:
         self.store = store
         self.client = client
@@ -154,11 +157,15 @@ class Sender:
         self.response_cap = response_cap
         self.max_sleep_s = max_sleep_s
         self.retry_s = retry_s
+        self.grace_s = grace_s
+        """On shutdown or a lost lease, how long attempts under way may take to finish and be recorded."""
         self.active = asyncio.Event()
         self._in_flight: dict[int, asyncio.Task[None]] = {}
         self._per_subscription: dict[str, int] = {}
         self._wake = asyncio.Event()
+        self._recording = asyncio.Semaphore(4)  # attempts that end together must not drain the pool
         self._depth_read_at = 0.0
+        self._swept_at = 0.0
 
     async def run(self) -> None:
         """Forever: take the lease when free, then send whatever falls due."""
@@ -170,7 +177,8 @@ class Sender:
                             await self._lead(lease)
                         finally:
                             self.active.clear()
-                            await self._abandon_attempts()
+                            WEBHOOK_PENDING.set(0)  # whichever process sends next reports it
+                            await self._finish_attempts()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -183,11 +191,22 @@ class Sender:
         log.info("webhook sender: this process sends")
         while not lease.is_closed():
             self._wake.clear()
-            await self._sleep(await self.send_due())
+            try:
+                next_due = await self.send_due()
+            except Exception as exc:
+                # The database is away, or a query failed: keep the lease and the attempts under way
+                # (they record themselves when it is back), and look again in a moment.
+                log.warning("webhook sender: %r; looking again in %.1f s", exc, self.retry_s)
+                await asyncio.sleep(self.retry_s)
+                continue
+            await self._sleep(next_due)
 
-    async def _abandon_attempts(self) -> None:
-        """Stop the attempts under way (shutting down, or the lease is lost): unrecorded, they are still
-        pending and go out again from whichever process sends next, under the same id."""
+    async def _finish_attempts(self) -> None:
+        """Shutting down, or the lease is lost: give the attempts under way a moment to finish and be
+        recorded, then stop the rest. Unrecorded, those are still pending and go out again from whichever
+        process sends next, under the same id."""
+        if self._in_flight:
+            await asyncio.wait(list(self._in_flight.values()), timeout=self.grace_s)
         for task in self._in_flight.values():
             task.cancel()
         await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
@@ -207,6 +226,9 @@ class Sender:
                     continue
                 self._start(due)
             next_due: datetime | None = await connection.fetchval(_NEXT_DUE, now)
+            if time.monotonic() - self._swept_at >= 60.0:
+                self._swept_at = time.monotonic()
+                await self._disable_failing(connection, now)
             if time.monotonic() - self._depth_read_at >= 1.0:
                 self._depth_read_at = time.monotonic()
                 WEBHOOK_PENDING.set(
@@ -242,55 +264,56 @@ class Sender:
                 await self._wake.wait()
 
     async def _deliver(self, due: Due) -> None:
+        now = self.clock()
+        started = time.perf_counter()
         try:
-            now = self.clock()
             body = render(due.position, due.event_type, due.created_at, ticket_of(due.ticket))
             headers = signing.headers(due.signing_keys(now), message_id(due.position), now, body)
-            started = time.perf_counter()
+        except Exception as exc:  # a message that can never be sent: say so once, never retry it
+            log.exception("webhook delivery %d cannot be sent", due.delivery_id)
+            answer = Answer(None, f"cannot be sent: {type(exc).__name__}: {exc}"[:300], None, final=True)
+        else:
             answer = await self._post(due.url, body, headers)
-            latency_s = time.perf_counter() - started
-            await self._record(due, answer, now, latency_s)
+        latency_s = time.perf_counter() - started
+        try:
+            async with self._recording:
+                await self._record(due, answer, now, latency_s)
         except Exception:
-            # Not recorded: the delivery stays pending and is tried again. Not at once, though: holding
-            # its slot for a while keeps a failure that repeats (the database away) from hammering the
-            # endpoint.
-            log.exception("webhook delivery %d: could not send or record the attempt", due.delivery_id)
+            # Not recorded (the database is away): the delivery stays pending and goes out again. Not
+            # at once: holding its slot for a while keeps it from hammering the endpoint meanwhile.
+            log.exception("webhook delivery %d: the attempt could not be recorded", due.delivery_id)
             await asyncio.sleep(self.retry_s)
 
     async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> Answer:
         try:
             async with asyncio.timeout(self.timeout_s):
                 async with self.client.stream("POST", url, content=body, headers=headers) as response:
-                    received = await self._read_capped(response)
+                    if response.is_success:
+                        # Delivered as soon as the status line says so. The body is read briefly only so
+                        # the connection can be reused: one that trickles in changes nothing.
+                        with contextlib.suppress(TimeoutError, httpx.HTTPError):
+                            async with asyncio.timeout(1.0):
+                                await read_capped(response, self.response_cap)
+                        return Answer(response.status_code, None, None)
+                    received = await read_capped(response, self.response_cap)
         except TimeoutError:
             return Answer(None, f"no answer within {self.timeout_s:g} s", None)
         except httpx.HTTPError as exc:
             refused = refused_target(exc) is not None
-            return Answer(
-                None, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__, None, refused
-            )
+            said = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            return Answer(None, said[:300], None, final=refused)
         status = response.status_code
-        if 200 <= status < 300:
-            return Answer(status, None, None)
         said = received[:200].decode(errors="replace").strip()
         error = f"HTTP {status}" + (f": {said}" if said else "")
         if 300 <= status < 400:
-            error += f" (redirects are not followed; Location: {response.headers.get('location', '-')})"
+            location = response.headers.get("location", "-")[:200]
+            error += f" (redirects are not followed; Location: {location})"
         return Answer(status, error, response.headers.get("retry-after"))
-
-    async def _read_capped(self, response: httpx.Response) -> bytes:
-        """At most ``response_cap`` bytes of the answer: an endpoint cannot make us hold more."""
-        received = bytearray()
-        async for chunk in response.aiter_raw():
-            received += chunk[: self.response_cap - len(received)]
-            if len(received) >= self.response_cap:
-                break
-        return bytes(received)
 
     async def _record(self, due: Due, answer: Answer, attempted_at: datetime, latency_s: float) -> None:
         now = self.clock()
         attempt = due.attempts + 1  # nobody else touches an attempt in flight: one sender holds the lease
-        if answer.refused:
+        if answer.final:
             outcome: retries.Outcome = retries.GaveUp(answer.error or "refused target")
         else:
             outcome = retries.judge(
@@ -332,6 +355,17 @@ class Sender:
         WEBHOOK_ATTEMPTS.labels(type(outcome).__name__.lower()).inc()
         WEBHOOK_ATTEMPT_SECONDS.observe(latency_s)
 
+    async def _disable_failing(self, connection: Connection, now: datetime) -> None:
+        """Disable the endpoints failing for the whole retry window that no attempt has caught: their last
+        try can come a little before 24 h of failures, and a quiet endpoint gets no further attempt."""
+        rows = await connection.fetch(
+            "SELECT id, failing_since, last_error FROM webhook_subscriptions"
+            " WHERE enabled AND failing_since <= $1",
+            now - retries.RETRY_WINDOW,
+        )
+        for subscription_id, failing_since, last_error in rows:
+            await self._disable(connection, subscription_id, failing_since, last_error or "-", now)
+
     async def _disable(
         self, connection: Connection, subscription_id: str, failing_since: datetime, error: str, now: datetime
     ) -> None:
@@ -341,3 +375,13 @@ class Sender:
             await cancel_pending(connection, subscription_id, reason, now)
             WEBHOOK_DISABLED.inc()
             log.warning("webhook subscription %s %s", subscription_id, reason)
+
+
+async def read_capped(response: httpx.Response, cap: int) -> bytes:
+    """At most ``cap`` bytes of an answer, read no further: an endpoint cannot make us hold more."""
+    received = bytearray()
+    async for chunk in response.aiter_raw():
+        received += chunk[: cap - len(received)]
+        if len(received) >= cap:
+            break
+    return bytes(received)

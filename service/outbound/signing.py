@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import secrets
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 from standardwebhooks import Webhook
 
@@ -39,7 +39,7 @@ def signature_header(keys: Sequence[str], message_id: str, timestamp: datetime, 
 
 def headers(keys: Sequence[str], message_id: str, timestamp: datetime, body: bytes) -> dict[str, str]:
     """Everything a delivery sends besides its body; the timestamp is the attempt's, in whole seconds."""
-    moment = timestamp.replace(microsecond=0)
+    moment = timestamp.astimezone(UTC).replace(microsecond=0)  # the library reads the time as UTC
     return {
         "content-type": "application/json",
         "user-agent": "Chargeline-Webhooks/1",

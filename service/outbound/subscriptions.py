@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from service.outbound.signing import new_secret, signing_keys
+from service.outbound.signing import new_secret
 from service.projections.ticket_table import TICKET_EVENT_TYPES
 
 if TYPE_CHECKING:
@@ -40,9 +40,6 @@ class Subscription(msgspec.Struct, frozen=True, kw_only=True):
     last_error: str | None
     created_at: datetime
     updated_at: datetime
-
-    def signing_keys(self, now: datetime) -> list[str]:
-        return signing_keys(self.secret, self.previous_secret, self.previous_secret_expires_at, now)
 
 
 _FIELDS = [field.name for field in msgspec.structs.fields(Subscription)]
@@ -112,9 +109,9 @@ async def pending_counts(connection: Connection, subscription_ids: Sequence[str]
 async def change(
     connection: Connection, subscription_id: str, changes: dict[str, Any], now: datetime
 ) -> Subscription | None:
-    """Apply ``changes`` (url, event_types, description, enabled). Enabling clears the failure record;
-    disabling cancels what was still waiting to go out (an operator replays it after re-enabling).
-    Not inside a caller's transaction (see below)."""
+    """Apply ``changes`` (url, event_types, description, enabled). Enabling clears the failure record and,
+    like a new URL, brings waiting retries forward to now; disabling cancels what was still waiting to go
+    out (asked again, it cancels again: safe to retry). Not inside a caller's transaction (see below)."""
     current = await get(connection, subscription_id)
     if current is None:
         return None
@@ -139,8 +136,15 @@ async def change(
     )
     if row is None:
         return None
-    if values.get("enabled") is False:
+    if enabled is False:
         await cancel_pending(connection, subscription_id, DISABLED_BY_OPERATOR, now)
+    elif values.get("enabled") is True or "failing_since" in values:
+        await connection.execute(
+            "UPDATE webhook_deliveries SET next_attempt_at = $2"
+            " WHERE subscription_id = $1 AND status = 'pending' AND next_attempt_at > $2",
+            subscription_id,
+            now,
+        )
     return _subscription(row)
 
 
@@ -171,7 +175,13 @@ async def rotate_secret(connection: Connection, subscription_id: str, now: datet
 
 
 async def cancel_pending(connection: Connection, subscription_id: str, reason: str, now: datetime) -> int:
-    """Deliveries still waiting to go out will not: they end ``cancelled`` (``reason`` in their record)."""
+    """Deliveries still waiting to go out will not: they end ``cancelled`` (``reason`` in their record).
+
+    Call it after the subscription is disabled, outside a transaction. It first waits for whatever was
+    still enqueueing for it under the old state (the outbox, a replay: they hold a key-share lock on its
+    row until they commit), so what they add is cancelled too. That wait is a statement of its own: it
+    must not hold the subscription while it locks deliveries (the sender locks them the other way)."""
+    await connection.execute("SELECT FROM webhook_subscriptions WHERE id = $1 FOR UPDATE", subscription_id)
     cancelled = await connection.fetchval(
         """
         WITH cancelled AS (
@@ -192,7 +202,8 @@ async def replay(
     connection: Connection, subscription: Subscription, since: datetime, until: datetime, now: datetime
 ) -> int:
     """Enqueue again every message of the subscription's types created in [since, until); returns how
-    many. They keep their ids (receivers that have them can drop them) and go out in order, per ticket."""
+    many. They keep their ids (receivers that have them can drop them) and go out in order, per ticket.
+    On a disabled subscription they wait until it is enabled, ahead of anything newer."""
     enqueued = await connection.fetchval(
         """
         WITH enqueued AS (

@@ -95,7 +95,4 @@ async def test_a_killed_server_loses_no_enqueued_delivery_and_resends_the_interr
         finally:
             second.stop()
     assert all(r.verified for r in receiver.received)
-    assert {r.id for r in receiver.received} == expected
-    ann = [r.type for r in receiver.received if r.ticket["id"] == tickets[0]]
-    assert ann.index("ticket.joined") < ann.index("ticket.cancelled")
-    assert len(receiver.received) >= 4  # at least once; the interrupted one may arrive twice, same id
+    assert {r.id for r in receiver.received} == expected  # every one, at least once; nothing else

@@ -68,6 +68,15 @@ def test_retry_after_zero_is_not_a_busy_loop() -> None:
     assert _judge(429, header="0") == RetryAt(T0 + timedelta(seconds=1), "HTTP 429")
 
 
+@pytest.mark.parametrize(
+    "header", ["²", "٣", "99999999999999999999", "1000000000000", "Fri, 31 Dec 9999 23:59:59 GMT", "-1", " "]
+)
+def test_no_retry_after_an_endpoint_sends_can_break_the_schedule(header: str) -> None:
+    outcome = _judge(429, header=header)
+    assert isinstance(outcome, RetryAt)
+    assert T0 < outcome.at <= T0 + RETRY_WINDOW
+
+
 def test_retry_after_parsing() -> None:
     assert retry_after(None, T0) is None
     assert retry_after(" 7 ", T0) == timedelta(seconds=7)
