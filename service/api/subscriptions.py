@@ -43,7 +43,7 @@ RESOLVE_TIMEOUT_S = 2.0
 
 class NewSubscription(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     url: Url
-    """http(s) only; private, loopback and link-local targets are refused (see the operations guide)."""
+    """http(s) only; private, loopback and link-local targets are refused (docs/webhooks.md)."""
     event_types: EventTypes = msgspec.field(default_factory=lambda: ["ticket."])
     """Prefixes of the event types to deliver: ``ticket.`` is every change of a ticket."""
     description: Description = ""

@@ -251,6 +251,8 @@ class Sender:
         def finished(_: asyncio.Task[None]) -> None:
             del self._in_flight[due.delivery_id]
             self._per_subscription[due.subscription_id] -= 1
+            if not self._per_subscription[due.subscription_id]:
+                del self._per_subscription[due.subscription_id]  # deleted subscriptions leave nothing
             self._wake.set()  # room for more, and maybe the ticket's next message
 
         task.add_done_callback(finished)
