@@ -51,7 +51,11 @@ _ENQUEUE = """
             (subscription_id, position, ticket_id, status, next_attempt_at, created_at, finished_at, note)
         SELECT s.id, m.position, m.ticket_id,
                CASE WHEN s.enabled THEN 'pending' ELSE 'cancelled' END,
-               CASE WHEN s.enabled THEN $4::timestamptz END, $4,
+               -- Behind an earlier message of its ticket that waits for a retry: due no sooner.
+               CASE WHEN s.enabled THEN greatest($4::timestamptz, (
+                   SELECT max(e.next_attempt_at) FROM webhook_deliveries AS e
+                    WHERE e.subscription_id = s.id AND e.ticket_id = m.ticket_id AND e.status = 'pending'
+               )) END, $4,
                CASE WHEN s.enabled THEN NULL ELSE $4::timestamptz END,
                CASE WHEN s.enabled THEN NULL ELSE 'not sent: the endpoint was disabled' END
           FROM unnest($1::bigint[], $2::text[], $3::text[]) AS m(position, ticket_id, type)

@@ -64,9 +64,10 @@ _DUE = """
 _NEXT_DUE = """
     SELECT min(next_attempt_at) FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at > $1
 """
-# One statement records an attempt (autocommit: one round trip). Locks are always taken delivery first,
-# then subscription; what would lock them the other way round (cancelling a subscription's pending
-# deliveries) runs in a transaction of its own, after the subscription row is released.
+# One statement records an attempt (autocommit: one round trip). Locks are always taken deliveries first,
+# in position order, then the subscription; what would lock them the other way round (cancelling a
+# subscription's pending deliveries) runs in a transaction of its own, after the subscription row is
+# released.
 _RECORD = """
     WITH delivery AS (
         UPDATE webhook_deliveries
@@ -75,7 +76,16 @@ _RECORD = """
                next_attempt_at = CASE WHEN status = 'pending' THEN $4::timestamptz END,
                finished_at = CASE WHEN status = 'pending' THEN $5::timestamptz ELSE finished_at END
          WHERE id = $1
-     RETURNING id, subscription_id
+     RETURNING id, subscription_id, ticket_id, position
+    ), held_back AS (
+        -- Waiting for a retry, it holds its ticket's later messages back: they wait as long, so the
+        -- search for due deliveries does not step over them again and again until then.
+        UPDATE webhook_deliveries AS later
+           SET next_attempt_at = $4::timestamptz
+          FROM delivery
+         WHERE $3 = 'pending' AND later.subscription_id = delivery.subscription_id
+           AND later.ticket_id = delivery.ticket_id AND later.position > delivery.position
+           AND later.status = 'pending' AND later.next_attempt_at < $4::timestamptz
     ), attempt AS (
         INSERT INTO webhook_attempts (delivery_id, attempt, attempted_at, status_code, latency_ms, error)
         SELECT id, $2, $6, $7, $8, $9 FROM delivery

@@ -140,8 +140,12 @@ async def change(
         await cancel_pending(connection, subscription_id, DISABLED_BY_OPERATOR, now)
     elif values.get("enabled") is True or "failing_since" in values:
         await connection.execute(
-            "UPDATE webhook_deliveries SET next_attempt_at = $2"
-            " WHERE subscription_id = $1 AND status = 'pending' AND next_attempt_at > $2",
+            """
+            UPDATE webhook_deliveries SET next_attempt_at = $2
+             WHERE id IN (SELECT id FROM webhook_deliveries  -- in position order, as the sender locks
+                           WHERE subscription_id = $1 AND status = 'pending' AND next_attempt_at > $2
+                           ORDER BY position FOR UPDATE)
+            """,
             subscription_id,
             now,
         )
@@ -184,10 +188,13 @@ async def cancel_pending(connection: Connection, subscription_id: str, reason: s
     await connection.execute("SELECT FROM webhook_subscriptions WHERE id = $1 FOR UPDATE", subscription_id)
     cancelled = await connection.fetchval(
         """
-        WITH cancelled AS (
+        WITH doomed AS (  -- locked in position order, as the sender locks a ticket's deliveries
+            SELECT id FROM webhook_deliveries
+             WHERE subscription_id = $1 AND status = 'pending' ORDER BY position FOR UPDATE
+        ), cancelled AS (
             UPDATE webhook_deliveries SET status = 'cancelled', finished_at = $2, next_attempt_at = NULL,
                    note = $3
-             WHERE subscription_id = $1 AND status = 'pending' RETURNING 1
+             WHERE id IN (SELECT id FROM doomed) RETURNING 1
         )
         SELECT count(*) FROM cancelled
         """,

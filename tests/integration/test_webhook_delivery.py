@@ -227,6 +227,29 @@ async def test_a_tickets_later_change_waits_for_its_earlier_one_while_other_tick
     assert receiver.received[0].id == receiver.received[2].id  # the retry carries the same webhook-id
 
 
+async def test_a_tickets_later_messages_wait_as_long_as_the_earlier_one_they_are_held_behind(
+    rig: Rig, receiver: Receiver, store: EventStore, clock: Clock, db: Db
+) -> None:
+    await rig.subscribe(receiver.url)
+    await join(store, "T-1")
+    await offer(store, "T-1")
+    receiver.replies.append(Reply(status=503))
+    await rig.send()  # "joined" fails: it waits for its retry, and so does "offered" behind it
+    await accept(store, "T-1")  # enqueued while they wait: no sooner either
+    await rig.enqueue()
+    rows = await db.fetch("SELECT next_attempt_at FROM webhook_deliveries ORDER BY position")
+    retry = clock() + timedelta(seconds=3.75)
+    assert [row[0] for row in rows] == [retry, retry, retry]
+    clock.advance(timedelta(seconds=3.75))
+    await rig.send()  # the retry succeeds, and the two behind it follow at once, in order
+    assert [r.type for r in receiver.received] == [
+        "ticket.joined",
+        "ticket.joined",
+        "ticket.offered",
+        "ticket.accepted",
+    ]
+
+
 async def test_retries_follow_the_backoff_schedule_then_the_endpoint_is_disabled_after_24_hours(
     rig: Rig, receiver: Receiver, store: EventStore, clock: Clock, db: Db
 ) -> None:
