@@ -21,7 +21,7 @@ from litestar.response import ServerSentEvent
 from service.api.admin_events import EventOut
 from service.api.auth import ADMIN_SECURITY, require_admin
 from service.api.drivers import DRIVER_SECURITY, Driver
-from service.api.problems import problem_responses
+from service.api.problems import BIGINT_MAX, problem_responses
 from service.api.queues import QueueBoard, known_location, queue_board
 from service.api.ticket_out import TicketOut
 from service.api.ticket_reads import own_ticket, present_ticket, settle
@@ -39,7 +39,10 @@ from service.realtime.sse import Ended, Message, StreamLimits, end, stream
 LastEventId = Annotated[
     int | None,
     HeaderParameter(
-        name="Last-Event-ID", ge=0, description="Resume after this log position (sent by EventSource)"
+        name="Last-Event-ID",
+        ge=0,
+        le=BIGINT_MAX,
+        description="Resume after this log position (sent by EventSource)",
     ),
 ]
 _json = msgspec.json.Encoder()
@@ -208,7 +211,9 @@ async def follow_log(
     type_prefix: Annotated[
         str | None, QueryParameter(max_length=200, description="Only events whose type starts with this")
     ] = None,
-    after: Annotated[int | None, QueryParameter(ge=0, description="Start after this position")] = None,
+    after: Annotated[
+        int | None, QueryParameter(ge=0, le=BIGINT_MAX, description="Start after this position")
+    ] = None,
     last_event_id: LastEventId = None,
 ) -> ServerSentEvent:
     start = last_event_id if last_event_id is not None else after

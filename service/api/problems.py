@@ -6,6 +6,7 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
+import asyncpg
 import msgspec
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.plugins.problem_details import (
@@ -20,6 +21,8 @@ from service.queue.decide import Rejected
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_S = 5
+BIGINT_MAX = 2**63 - 1
+"""Log positions and row ids are PostgreSQL bigints: a larger number in a request is a 400, not a 500."""
 
 
 class ProblemDetails(msgspec.Struct, frozen=True):
@@ -70,6 +73,12 @@ def _rejected(exc: Rejected) -> ProblemDetailsException:
     return problem(409, "Conflict", exc.detail, **extra)
 
 
+def _unstorable_text(exc: asyncpg.CharacterNotInRepertoireError) -> ProblemDetailsException:
+    """Text PostgreSQL cannot hold (a NUL character) in a parameter: nothing can match it, and it is the
+    request's fault."""
+    return problem(400, "Bad Request", "a parameter contains a character that cannot be stored (NUL)")
+
+
 def _unexpected(exc: Exception) -> ProblemDetailsException:
     log.error("unhandled error", exc_info=exc)
     return problem(500, "Internal Server Error", "an unexpected error occurred; it has been logged")
@@ -83,6 +92,7 @@ def problem_details_plugin() -> ProblemDetailsPlugin:
                 StoreUnavailable: _store_unavailable,
                 ConcurrencyError: _concurrency_conflict,
                 Rejected: _rejected,
+                asyncpg.CharacterNotInRepertoireError: _unstorable_text,
                 Exception: _unexpected,
             },
         )

@@ -202,6 +202,8 @@ async def test_a_drivers_ticket_changes_reach_the_app_backend_signed_and_are_lis
     attempt = deliveries[0]["attempts"][0]
     assert (attempt["attempt"], attempt["status_code"], attempt["error"]) == (1, 204, None)
     assert attempt["latency_ms"] > 0
+    beyond = await client.get(path, params={"before_id": 2**63}, headers=ADMIN)  # was a 500
+    assert beyond.status_code == 400
     first_page = (await client.get(path, params={"limit": 3}, headers=ADMIN)).json()
     assert len(first_page["deliveries"]) == 3
     rest = await client.get(path, params={"before_id": first_page["next_before_id"]}, headers=ADMIN)
