@@ -1,4 +1,4 @@
-"""The sender: POSTs due deliveries to their endpoints, records every attempt, schedules the next.
+"""The sender: POSTs due deliveries to their endpoints, and has each attempt recorded (``attempts``).
 
 - One process sends at a time (a lease); it wakes on the outbox's NOTIFY, on a finished attempt, and
   when the earliest retry falls due, and looks again at least every second.
@@ -27,11 +27,11 @@ import msgspec
 
 from service.db.lease import try_lease
 from service.eventlog.store import EventStore
-from service.metrics import WEBHOOK_ATTEMPT_SECONDS, WEBHOOK_ATTEMPTS, WEBHOOK_DISABLED, WEBHOOK_PENDING
-from service.outbound import retries, signing
+from service.metrics import WEBHOOK_ATTEMPT_SECONDS, WEBHOOK_ATTEMPTS, WEBHOOK_PENDING
+from service.outbound import signing
+from service.outbound.attempts import Answer, disable_failing, record_attempt
 from service.outbound.outbox import OUTBOX_CHANNEL, ticket_of
 from service.outbound.payload import message_id, render
-from service.outbound.subscriptions import cancel_pending
 from service.outbound.targets import refused_target
 
 if TYPE_CHECKING:
@@ -64,52 +64,6 @@ _DUE = """
 _NEXT_DUE = """
     SELECT min(next_attempt_at) FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at > $1
 """
-# One statement records an attempt (autocommit: one round trip). Locks are always taken deliveries first,
-# in position order, then the subscription; what would lock them the other way round (cancelling a
-# subscription's pending deliveries) runs in a transaction of its own, after the subscription row is
-# released.
-_RECORD = """
-    WITH delivery AS (
-        UPDATE webhook_deliveries
-           SET attempts = $2,
-               status = CASE WHEN status = 'pending' THEN $3 ELSE status END,
-               next_attempt_at = CASE WHEN status = 'pending' THEN $4::timestamptz END,
-               finished_at = CASE WHEN status = 'pending' THEN $5::timestamptz ELSE finished_at END
-         WHERE id = $1
-     RETURNING id, subscription_id, ticket_id, position
-    ), held_back AS (
-        -- Waiting for a retry, it holds its ticket's later messages back: they wait as long, so the
-        -- search for due deliveries does not step over them again and again until then.
-        UPDATE webhook_deliveries AS later
-           SET next_attempt_at = $4::timestamptz
-          FROM delivery
-         WHERE $3 = 'pending' AND later.subscription_id = delivery.subscription_id
-           AND later.ticket_id = delivery.ticket_id AND later.position > delivery.position
-           AND later.status = 'pending' AND later.next_attempt_at < $4::timestamptz
-    ), attempt AS (
-        INSERT INTO webhook_attempts (delivery_id, attempt, attempted_at, status_code, latency_ms, error)
-        SELECT id, $2, $6, $7, $8, $9 FROM delivery
-    ), subscription AS (
-        UPDATE webhook_subscriptions AS s
-           SET failing_since = CASE WHEN $9::text IS NULL THEN NULL ELSE coalesce(failing_since, $10) END,
-               last_success_at = CASE WHEN $9::text IS NULL THEN $10 ELSE last_success_at END,
-               last_failure_at = CASE WHEN $9::text IS NULL THEN last_failure_at ELSE $10 END,
-               last_error = coalesce($9, last_error)
-          FROM delivery
-         WHERE s.id = delivery.subscription_id
-           -- A success changes the row only when it ends a failure or a second has passed: endpoints
-           -- answering in parallel do not queue up behind one another on this row.
-           AND ($9::text IS NOT NULL OR s.failing_since IS NOT NULL OR s.last_success_at IS NULL
-                OR s.last_success_at < $10::timestamptz - interval '1 second')
-     RETURNING s.enabled, s.failing_since
-    )
-    SELECT (SELECT count(*) FROM delivery), enabled, failing_since FROM (SELECT 1) AS one
-      LEFT JOIN subscription ON true
-"""
-_DISABLE = """
-    UPDATE webhook_subscriptions SET enabled = false, disabled_reason = $2, updated_at = $3
-     WHERE id = $1 AND enabled
-"""
 
 
 class Due(msgspec.Struct, frozen=True):
@@ -128,17 +82,6 @@ class Due(msgspec.Struct, frozen=True):
 
     def signing_keys(self, now: datetime) -> list[str]:
         return signing.signing_keys(self.secret, self.previous_secret, self.previous_secret_expires_at, now)
-
-
-class Answer(msgspec.Struct, frozen=True):
-    """What an endpoint said (or why it said nothing)."""
-
-    status_code: int | None
-    error: str | None
-    retry_after: str | None
-    final: bool = False
-    """Retrying would not help: the target was refused (a private address), or the message cannot be
-    sent at all."""
 
 
 class Sender:
@@ -238,7 +181,7 @@ class Sender:
             next_due: datetime | None = await connection.fetchval(_NEXT_DUE, now)
             if time.monotonic() - self._swept_at >= 60.0:
                 self._swept_at = time.monotonic()
-                await self._disable_failing(connection, now)
+                await disable_failing(connection, now)
             if time.monotonic() - self._depth_read_at >= 1.0:
                 self._depth_read_at = time.monotonic()
                 WEBHOOK_PENDING.set(
@@ -324,69 +267,21 @@ class Sender:
 
     async def _record(self, due: Due, answer: Answer, attempted_at: datetime, latency_s: float) -> None:
         now = self.clock()
-        attempt = due.attempts + 1  # nobody else touches an attempt in flight: one sender holds the lease
-        if answer.final:
-            outcome: retries.Outcome = retries.GaveUp(answer.error or "refused target")
-        else:
-            outcome = retries.judge(
-                status_code=answer.status_code,
-                error=answer.error,
-                retry_after_header=answer.retry_after,
-                attempt=attempt,
+        async with self.store.connection() as connection:
+            outcome = await record_attempt(
+                connection,
+                delivery_id=due.delivery_id,
+                subscription_id=due.subscription_id,
+                attempt=due.attempts + 1,  # nobody else touches an attempt in flight: one sender sends
                 enqueued_at=due.enqueued_at,
+                answer=answer,
+                attempted_at=attempted_at,
                 now=now,
                 jitter=self.jitter,
+                latency_s=latency_s,
             )
-        next_at: datetime | None = None
-        match outcome:
-            case retries.Delivered():
-                status, error = "delivered", None
-            case retries.RetryAt(at, error):
-                status, next_at = "pending", at
-            case retries.GaveUp(error):
-                status = "failed"
-        finished = None if status == "pending" else now
-        async with self.store.connection() as connection:
-            row = await connection.fetchrow(
-                _RECORD,
-                due.delivery_id,
-                attempt,
-                status,
-                next_at,
-                finished,
-                attempted_at,
-                answer.status_code,
-                latency_s * 1000,
-                error,
-                now,
-            )
-            assert row is not None
-            recorded, enabled, failing_since = row
-            if recorded and enabled and error is not None and retries.failing_too_long(failing_since, now):
-                await self._disable(connection, due.subscription_id, failing_since, error, now)
         WEBHOOK_ATTEMPTS.labels(type(outcome).__name__.lower()).inc()
         WEBHOOK_ATTEMPT_SECONDS.observe(latency_s)
-
-    async def _disable_failing(self, connection: Connection, now: datetime) -> None:
-        """Disable the endpoints failing for the whole retry window that no attempt has caught: their last
-        try can come a little before 24 h of failures, and a quiet endpoint gets no further attempt."""
-        rows = await connection.fetch(
-            "SELECT id, failing_since, last_error FROM webhook_subscriptions"
-            " WHERE enabled AND failing_since <= $1",
-            now - retries.RETRY_WINDOW,
-        )
-        for subscription_id, failing_since, last_error in rows:
-            await self._disable(connection, subscription_id, failing_since, last_error or "-", now)
-
-    async def _disable(
-        self, connection: Connection, subscription_id: str, failing_since: datetime, error: str, now: datetime
-    ) -> None:
-        """Failing for the whole retry window: stop sending, and cancel what is still pending."""
-        reason = f"disabled after failing since {failing_since.isoformat()}; last error: {error}"
-        if await connection.execute(_DISABLE, subscription_id, reason, now) == "UPDATE 1":
-            await cancel_pending(connection, subscription_id, reason, now)
-            WEBHOOK_DISABLED.inc()
-            log.warning("webhook subscription %s %s", subscription_id, reason)
 
 
 async def read_capped(response: httpx.Response, cap: int) -> bytes:
