@@ -58,7 +58,20 @@ def _forget_dead_holders(pgdata: Path) -> None:
 
 
 def restart_embedded_postgres(pgdata: Path) -> None:
-    """Stop and start the embedded server under whoever uses it (what an operator's restart does)."""
+    """Stop and start the embedded server under whoever uses it (what an operator's restart does).
+
+    The server started this way is no longer the one the package stops when its last holder exits:
+    whoever restarts it stops it too (``stop_embedded_postgres``)."""
+    _pg_ctl(pgdata, "restart")
+
+
+def stop_embedded_postgres(pgdata: Path) -> None:
+    """Stop the embedded server if it runs (fast: open sessions are ended)."""
+    if (pgdata / "postmaster.pid").exists():
+        _pg_ctl(pgdata, "stop")
+
+
+def _pg_ctl(pgdata: Path, action: str) -> None:
     import os
 
     with warnings.catch_warnings():
@@ -68,5 +81,5 @@ def restart_embedded_postgres(pgdata: Path) -> None:
     # As root the package runs the server as its own system user; pg_ctl must act as that user too.
     user = "embedded_postgres" if os.geteuid() == 0 else None
     embedded_postgres.pg_ctl(  # type: ignore[attr-defined]
-        ["-w", "-m", "fast", "restart"], pgdata=pgdata.expanduser().resolve(), user=user, timeout=60
+        ["-w", "-m", "fast", action], pgdata=pgdata.expanduser().resolve(), user=user, timeout=60
     )

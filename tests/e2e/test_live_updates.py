@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from service.api.drivers import mint_token
-from service.db.embedded import restart_embedded_postgres
+from service.db.embedded import restart_embedded_postgres, stop_embedded_postgres
 from tests.conftest import Db, empty_the_log
 from tests.e2e.server import Server
 from tests.e2e.sse import sse
@@ -283,6 +283,8 @@ async def test_a_stream_lives_through_a_real_restart_of_the_embedded_database(tm
                 assert offered.json()["status"] == "offered"
     finally:
         server.stop()
+        # The restarted server is ours to stop: the service's exit stops only the one it started.
+        await asyncio.to_thread(stop_embedded_postgres, tmp_path / "data" / "postgres")
 
 
 async def test_each_board_message_shows_the_change_it_announces(site: Site) -> None:
