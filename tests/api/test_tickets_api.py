@@ -251,12 +251,11 @@ async def test_snoozing_passes_the_connector_to_the_next_driver_and_keeps_the_pl
 
 async def test_driver_endpoints_are_rate_limited_per_token(database_url: str, tmp_path: Path) -> None:
     app = create_app(settings_for_tests(tmp_path, driver_rate_limit=5), database_url=database_url)
+    alice = driver("alice")  # one token: minted again a second later, it would be another token
     async with AsyncTestClient(app=app) as client:
-        statuses = [
-            (await client.get("/v1/tickets/x", headers=driver("alice"))).status_code for _ in range(7)
-        ]
+        statuses = [(await client.get("/v1/tickets/x", headers=alice)).status_code for _ in range(7)]
         assert statuses[:5] == [404] * 5
-        limited = await client.get("/v1/tickets/x", headers=driver("alice"))
+        limited = await client.get("/v1/tickets/x", headers=alice)
         assert limited.status_code == 429
         assert limited.headers["content-type"] == "application/problem+json"
         assert (await client.get("/v1/tickets/x", headers=driver("bob"))).status_code == 404  # own budget
