@@ -26,6 +26,7 @@ UNKNOWN_GAP_HIGH_S = 300.0  # hand-over gap when the site has no record of one y
 TAPER_SOC = 80.0  # above this DC power falls off and most drivers unplug
 TAPER_SLOWDOWN = 2.0  # pessimistic: power above TAPER_SOC averages half of what it is now
 SMALL_BATTERY_KWH, LARGE_BATTERY_KWH = 20.0, 100.0
+MIN_POWER_KW = 0.5  # below this the car is idling or trickling: its power says nothing about when it ends
 GRANULARITY_S = 60
 
 
@@ -76,7 +77,7 @@ def _span(ordered: Sequence[float]) -> Span:
 def _by_charge(now: ChargingNow) -> Span | None:
     """Time to 80 % (optimistic, smallest plausible battery) .. to 100 % (largest battery, tapering)."""
     soc, power = now.soc_percent, now.power_kw
-    if soc is None or power is None or power <= 0 or not 0 <= soc <= 100:
+    if soc is None or power is None or not power >= MIN_POWER_KW or not 0 <= soc <= 100:
         return None
     # Delivered energy bounds the battery from below: it cannot exceed what the car holds now.
     known = now.energy_kwh * 100 / soc if now.energy_kwh is not None and soc > 0 else 0.0
@@ -133,7 +134,7 @@ def estimate_wait(ahead: int, connectors: Sequence[ConnectorOutlook], history: S
     gap = _span(gaps) if gaps else (0.0, UNKNOWN_GAP_HIGH_S)
     low = _turn([s[0] for s in spans], ahead, session[0] + gap[0] if session else None)
     high = _turn([s[1] for s in spans], ahead, session[1] + gap[1] if session else None)
-    if low is None or high is None:
+    if low is None or high is None or not math.isfinite(high):
         return None
     if high == 0:  # a connector is free for this ticket right now: certain
         return Eta(low_s=0, high_s=0)

@@ -51,6 +51,12 @@ def test_no_history_and_no_session_info_means_no_estimate() -> None:
     assert estimate_wait(0, [charging(10, soc=None, power_kw=None)], NO_HISTORY) is None
 
 
+def test_a_car_idling_at_next_to_no_power_gives_no_estimate_rather_than_an_endless_one() -> None:
+    # Found by hypothesis in CI: 2e-311 kW made the charge time infinite, and rounding it raised.
+    for power_kw in (2.225073858507e-311, 1e-9, 0.2):
+        assert estimate_wait(0, [charging(0, soc=0.0, power_kw=power_kw)], NO_HISTORY) is None
+
+
 def test_without_history_a_turn_after_the_known_frees_has_no_estimate() -> None:
     # One free connector serves the ticket ahead; when it frees again nobody can say without history.
     assert estimate_wait(1, [FREE], NO_HISTORY) is None
