@@ -69,11 +69,12 @@ from service.eventlog.doorbell import Doorbell
 from service.eventlog.model import Appended, NewEvent
 from service.eventlog.store import EventStore
 from service.outbound import signing, subscriptions
-from service.outbound.outbox import Outbox, ticket_of
+from service.outbound.outbox import Outbox
 from service.outbound.payload import message_id, render
 from service.outbound.sender import Sender
 from service.outbound.targets import guarded_transport
 from service.projections.runner import ProjectionRunner
+from service.projections.ticket_table import ticket_of
 from service.queue.events import OfferAccepted, QueueEvent, TicketJoined, TicketOffered, encode_event
 from service.queue.model import Requirements
 

@@ -21,7 +21,7 @@ import msgspec
 from service.eventlog.model import RecordedEvent
 from service.projections.runner import Poison
 from service.projections.table import poison_of
-from service.projections.ticket_table import QUEUE_STREAM_PREFIX, TICKET_EVENT_TYPES
+from service.projections.ticket_table import QUEUE_STREAM_PREFIX, TICKET_EVENT_TYPES, ticket_of
 from service.queue.events import TicketEvent, decode_event
 from service.queue.fold import evolve_ticket
 from service.queue.model import Ticket
@@ -69,7 +69,6 @@ _ENQUEUE = """
 """
 
 _encoder = msgspec.json.Encoder()
-_ticket = msgspec.json.Decoder(Ticket)
 
 
 class Outbox:
@@ -97,7 +96,7 @@ class Outbox:
         if not ours:
             return poisons
         rows = await connection.fetch(_LATEST, list({decoded.ticket_id for _, decoded in ours}))
-        tickets: dict[str, Ticket] = {row[0]: _ticket.decode(row[1]) for row in rows}
+        tickets: dict[str, Ticket] = {row[0]: ticket_of(row[1]) for row in rows}
         messages: list[tuple[int, str, str, datetime, bytes]] = []
         for event, decoded in ours:
             location_id = event.stream_id.removeprefix(QUEUE_STREAM_PREFIX)
@@ -122,7 +121,3 @@ class Outbox:
         if enqueued:
             await connection.execute("SELECT pg_notify($1, '')", OUTBOX_CHANNEL)
         return poisons
-
-
-def ticket_of(document: bytes) -> Ticket:
-    return _ticket.decode(document)

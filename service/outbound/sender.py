@@ -30,9 +30,10 @@ from service.eventlog.store import EventStore
 from service.metrics import WEBHOOK_ATTEMPT_SECONDS, WEBHOOK_ATTEMPTS, WEBHOOK_PENDING
 from service.outbound import signing
 from service.outbound.attempts import Answer, disable_failing, record_attempt
-from service.outbound.outbox import OUTBOX_CHANNEL, ticket_of
+from service.outbound.outbox import OUTBOX_CHANNEL
 from service.outbound.payload import message_id, render
 from service.outbound.targets import refused_target
+from service.projections.ticket_table import ticket_of
 
 if TYPE_CHECKING:
     import asyncpg
