@@ -54,7 +54,7 @@ from bench.sse_client import SseError, SseMessage, SseReader, Stream, open_strea
 from service.api.drivers import mint_token
 from service.dispatch.dispatcher import Dispatcher
 from service.projections.catalog import PROJECTIONS
-from tests.edrv import Connector, Station
+from service.simulate.edrv import Connector, Station
 
 if TYPE_CHECKING:
     Connection = asyncpg.Connection[asyncpg.Record]

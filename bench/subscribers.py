@@ -67,7 +67,7 @@ from bench.queue_latency import CAUGHT_UP, RUNNERS, ClockCheck, clock_check, lat
 from bench.results import Machine, Target, machine
 from bench.servers import AppServer, ServerFailed, raise_open_files_limit, tree_rss
 from service.api.drivers import mint_token
-from tests.edrv import Connector, Station
+from service.simulate.edrv import Connector, Station
 
 if TYPE_CHECKING:
     Connection = asyncpg.Connection[asyncpg.Record]

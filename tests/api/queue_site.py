@@ -8,8 +8,8 @@ from collections.abc import Callable
 from typing import Any
 
 from service.api.drivers import mint_token
+from service.simulate.edrv import Connector, Station, location_created
 from tests.api.conftest import ADMIN_TOKEN, JWT_SECRET, Client
-from tests.edrv import Connector, Station, location_created
 
 LOCATION = "loc-harbour"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}

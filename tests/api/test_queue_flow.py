@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from service.simulate.edrv import session_started
 from tests.api.conftest import Client
 from tests.api.queue_site import driver, harbour, join, open_site, post, status_is, ticket_until
-from tests.edrv import session_started
 
 
 async def test_a_freed_connector_is_offered_to_the_waiting_driver_who_accepts_and_plugs_in(

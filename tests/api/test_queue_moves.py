@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from service.simulate.edrv import session_ended, session_started
 from tests.api.conftest import Client
 from tests.api.queue_site import (
     ADMIN,
@@ -17,7 +18,6 @@ from tests.api.queue_site import (
     ticket_until,
     until,
 )
-from tests.edrv import session_ended, session_started
 
 POLICY = f"/v1/admin/locations/{LOCATION}/queue-policy"
 

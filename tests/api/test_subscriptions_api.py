@@ -12,9 +12,9 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from service.app import create_app
+from service.simulate.edrv import session_started
 from tests.api.conftest import Client, settings_for_tests
 from tests.api.queue_site import ADMIN, driver, harbour, join, open_site, post, until
-from tests.edrv import session_started
 from tests.webhook_receiver import Receiver, running
 
 BASE = "/v1/admin/subscriptions"

@@ -12,6 +12,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from service.app import create_app
+from service.simulate.edrv import location_created
 from tests.api.conftest import JWT_SECRET, Client, settings_for_tests
 from tests.api.queue_site import (
     LOCATION,
@@ -24,7 +25,6 @@ from tests.api.queue_site import (
     ticket_until,
     until,
 )
-from tests.edrv import location_created
 
 
 def _unsigned(claims: dict[str, object]) -> str:

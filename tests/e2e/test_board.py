@@ -20,9 +20,9 @@ from selenium.webdriver.remote.command import Command
 from selenium.webdriver.support.wait import WebDriverWait
 
 from service.api.drivers import mint_token
+from service.simulate.edrv import Connector, Station, location_created
 from tests.conftest import Db, empty_the_log
 from tests.e2e.server import Server, free_port
-from tests.edrv import Connector, Station, location_created
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 pytestmark = pytest.mark.skipif(

@@ -16,9 +16,9 @@ import httpx
 import pytest
 
 from service.api.drivers import mint_token
+from service.simulate.edrv import Connector, Station, session_ended, session_started
 from tests.conftest import FIXTURES, Db, empty_the_log
 from tests.e2e.server import Server
-from tests.edrv import Connector, Station, session_ended, session_started
 
 LOCATION = "6601aa00000000000000001a"
 C1, C2 = "6601aa0000000000000000c1", "6601aa0000000000000000c2"

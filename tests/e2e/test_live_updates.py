@@ -14,10 +14,10 @@ import pytest
 
 from service.api.drivers import mint_token
 from service.db.embedded import restart_embedded_postgres, stop_embedded_postgres
+from service.simulate.edrv import Connector, Station, location_created
 from tests.conftest import Db, empty_the_log
 from tests.e2e.server import Server
 from tests.e2e.sse import sse
-from tests.edrv import Connector, Station, location_created
 
 JWT = "e2e-live-jwt-secret-0123456789abcdef"
 ADMIN = {"Authorization": "Bearer e2e"}

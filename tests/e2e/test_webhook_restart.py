@@ -11,9 +11,9 @@ from pathlib import Path
 import httpx
 
 from service.api.drivers import mint_token
+from service.simulate.edrv import Connector, Station, location_created
 from tests.conftest import Db, empty_the_log
 from tests.e2e.server import Server
-from tests.edrv import Connector, Station, location_created
 from tests.webhook_receiver import Receiver, Reply, running
 
 JWT = "e2e-jwt-secret-0123456789abcdef01"

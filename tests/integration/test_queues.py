@@ -21,8 +21,8 @@ from service.queue.commands import Dispatch, JoinQueue, SetQueuePolicy
 from service.queue.events import OfferSnoozed, QueueEvent, TicketOffered, decode_event
 from service.queue.fold import evolve_queue, replay
 from service.queue.model import QueueState, SiteConnector, requirements_of
+from service.simulate.edrv import Connector, Station, session_started
 from tests.conftest import Db
-from tests.edrv import Connector, Station, session_started
 from tests.queue_traffic import T0, play
 
 

@@ -1,0 +1,1 @@
+"""A simulated eDRV network and its drivers: ``chargeline simulate`` and ``make demo``."""
