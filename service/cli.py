@@ -132,6 +132,88 @@ def token(driver_id: str, edrv_user: str | None, ttl: int) -> None:
     click.echo(mint_token(token_secret(_settings()), driver_id, edrv_user_id=edrv_user, ttl_s=ttl))
 
 
+@main.command(help="Drive a Chargeline with a simulated eDRV network and its drivers, over HTTP only.")
+@click.option("--url", default=None, help="The service [http://CHARGELINE_HOST:CHARGELINE_PORT].")
+@click.option("--seed", default=1, show_default=True, help="Same seed, same network, traffic and drivers.")
+@click.option(
+    "--run-id", default=None,
+    help="Part of every delivery, session and driver id [the start time]; the same again resends the same.",
+)  # fmt: skip
+@click.option("--locations", default=5, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--stations", default=3, show_default=True, type=click.IntRange(1, 50), help="Per location.")
+@click.option(
+    "--speed", default=60.0, show_default=True, type=click.FloatRange(min=0.1, max=3600),
+    help="Simulated seconds per real second (60: a 40-minute charge takes 40 s).",
+)  # fmt: skip
+@click.option("--duration", type=click.FloatRange(min=0), default=None, help="Real seconds [until Ctrl-C].")
+@click.option(
+    "--drivers", default=1.0, show_default=True, type=click.FloatRange(min=0),
+    help="Queue drivers as a multiple of the usual demand.",
+)  # fmt: skip
+@click.option(
+    "--start-hour", default=16.0, show_default=True, type=click.FloatRange(0, 24, max_open=True),
+    help="Hour of the simulated day to start at.",
+)  # fmt: skip
+@click.option(
+    "--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Write the summary."
+)
+@click.option("--quiet", is_flag=True, help="No progress lines, only the summary.")
+def simulate(
+    url: str | None,
+    seed: int,
+    run_id: str | None,
+    locations: int,
+    stations: int,
+    speed: float,
+    duration: float | None,
+    drivers: float,
+    start_hour: float,
+    json_path: Path | None,
+    quiet: bool,
+) -> None:
+    from datetime import UTC, datetime
+
+    from rich.console import Console
+
+    from service.api.drivers import token_secret
+    from service.simulate.runner import SimulationOptions
+    from service.simulate.runner import simulate as run_simulation
+    from service.simulate.summary import Summary
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request would bury the progress
+    settings = _settings()
+    options = SimulationOptions(
+        url=url or f"http://{settings.host}:{settings.port}",
+        jwt_secret=token_secret(settings),
+        webhook_secret=settings.webhook_secret,
+        admin_token=settings.admin_token,
+        seed=seed,
+        run=run_id or datetime.now(UTC).strftime("%Y%m%dT%H%M%S"),
+        locations=locations,
+        stations=stations,
+        speed=speed,
+        duration_s=duration,
+        drivers=drivers,
+        start_hour=start_hour,
+        progress_every_s=None if quiet else 10.0,
+    )
+    console = Console(stderr=True)
+    console.log(f"simulating {locations} locations x {stations} stations at {speed:g}x against {options.url}")
+
+    async def main() -> Summary:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)  # Ctrl-C ends the run with its summary
+        return await run_simulation(options, console, stop)
+
+    summary = asyncio.run(main())
+    summary.print(console)
+    if json_path is not None:
+        json_path.write_text(json.dumps(summary.as_json(), indent=2) + "\n")
+    sys.exit(1 if summary.error_count else 0)
+
+
 @main.command(help="Write the OpenAPI document generated from the app.")
 @click.option(
     "--output", type=click.Path(path_type=Path), default=None, help="File to write (default: stdout)."

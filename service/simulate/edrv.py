@@ -1,7 +1,9 @@
-"""eDRV webhook bodies for a site the tests control: stations with connectors, and sessions on them.
+"""eDRV webhook bodies: stations with their connectors, charging sessions, locations.
 
-The shapes are those of ``tests/fixtures/edrv`` (the scenario's stations report their whole connector
-list on every status change); each body has a fresh delivery ``_id``.
+The shapes are those of the eDRV fixtures (``../shared/fixtures/edrv``): a station reports its whole
+connector list on every status change, OCPP 2.0.1 connectors carry ``evseId`` and the raw
+StatusNotification, sessions carry ``metrics`` and an ``energy_report``. Each body has a fresh delivery
+``_id`` unless the caller names one (the simulator does, so a seed gives the same ids).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from datetime import UTC, datetime
 _deliveries = itertools.count(1)
 
 
-def _iso(moment: datetime) -> str:
+def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
@@ -39,50 +41,67 @@ class Station:
     def connector(self, connector_id: str) -> Connector:
         return next(c for c in self.connectors if c.id == connector_id)
 
-    def status(self, connector_id: str, status: str, at: datetime | None = None) -> bytes:
+    def status(
+        self, connector_id: str, status: str, at: datetime | None = None, *, delivery: str | None = None
+    ) -> bytes:
         """``chargestation.connector_status.updated`` with this connector's new status."""
         self.connector(connector_id).status = status
-        return self._delivery("chargestation.connector_status.updated", at)
+        return self._delivery("chargestation.connector_status.updated", at, delivery)
 
-    def online_body(self, at: datetime | None = None) -> bytes:
+    def online_body(self, at: datetime | None = None, *, delivery: str | None = None) -> bytes:
         self.online = True
-        return self._delivery("chargestation.online", at)
+        return self._delivery("chargestation.online", at, delivery)
 
-    def offline_body(self, at: datetime | None = None) -> bytes:
+    def offline_body(self, at: datetime | None = None, *, delivery: str | None = None) -> bytes:
         self.online = False
-        return self._delivery("chargestation.offline", at)
+        return self._delivery("chargestation.offline", at, delivery)
 
-    def _delivery(self, type: str, at: datetime | None) -> bytes:
-        moment = _iso(at or datetime.now(UTC))
+    def _delivery(self, type: str, at: datetime | None, delivery: str | None) -> bytes:
+        moment = iso(at or datetime.now(UTC))
         data = {
             "_id": self.id,
             "location": self.location,
             "protocol": self.protocol,
             "online": self.online,
             "active": True,
-            "connectors": [
-                {
-                    "_id": c.id,
-                    "active": True,
-                    "status": c.status,
-                    "type": c.type,
-                    "format": "CABLE",
-                    "power_type": "DC" if c.power > 43 else "AC_3_PHASE",
-                    "power": c.power,
-                    "chargestation": self.id,
-                    "updatedAt": moment,
-                }
-                for c in self.connectors
-            ],
+            "connectors": [self._connector(n, c, moment) for n, c in enumerate(self.connectors, 1)],
             "updatedAt": moment,
         }
-        return envelope("chargestation", type, data, moment)
+        return envelope("chargestation", type, data, moment, delivery)
+
+    def _connector(self, number: int, c: Connector, moment: str) -> dict[str, object]:
+        body: dict[str, object] = {
+            "_id": c.id,
+            "active": True,
+            "status": c.status,
+            "type": c.type,
+            "format": "CABLE",
+            "power_type": "DC" if c.power > 43 else "AC_3_PHASE",
+            "power": c.power,
+            "chargestation": self.id,
+            "updatedAt": moment,
+        }
+        if self.protocol == "ocpp2.0.1":  # one connector per EVSE, as most 2.0.1 stations are wired
+            notification = {
+                "timestamp": moment,
+                "connectorStatus": c.status,
+                "evseId": number,
+                "connectorId": 1,
+            }
+            body.update(evseId=number, raw_message=[2, f"msg-{number}", "StatusNotification", notification])
+        return body
 
 
 def session_started(
-    session_id: str, station: str, connector: str, user: str | None, at: datetime | None = None
+    session_id: str,
+    station: str,
+    connector: str,
+    user: str | None,
+    at: datetime | None = None,
+    *,
+    delivery: str | None = None,
 ) -> bytes:
-    moment = _iso(at or datetime.now(UTC))
+    moment = iso(at or datetime.now(UTC))
     data = {
         "_id": session_id,
         "user": user,
@@ -92,11 +111,55 @@ def session_started(
         "metrics": {"chargingStart": moment, "energyConsumed": 0},
         "updatedAt": moment,
     }
-    return envelope("session", "session.started", data, moment)
+    return envelope("session", "session.started", data, moment, delivery)
+
+
+def session_updated(
+    session_id: str,
+    station: str,
+    connector: str,
+    user: str | None,
+    started: datetime,
+    at: datetime,
+    *,
+    energy_wh: float,
+    power_kw: float,
+    soc: int,
+    delivery: str | None = None,
+) -> bytes:
+    """The periodic meter report of a running session (every 30-60 s on real stations)."""
+    moment = iso(at)
+    data = {
+        "_id": session_id,
+        "user": user,
+        "chargestation": station,
+        "connector": connector,
+        "status": "started",
+        "metrics": {
+            "chargingStart": iso(started),
+            "energyPeriod": round((at - started).total_seconds(), 1),
+            "energyConsumed": round(energy_wh),
+        },
+        "energy_report": {
+            "timestamp": moment,
+            "power": {"value": round(power_kw, 1), "unit": "kW"},
+            "state_of_charge": {"value": soc, "unit": "Percent"},
+        },
+        "updatedAt": moment,
+    }
+    return envelope("session", "session.updated", data, moment, delivery)
 
 
 def session_ended(
-    session_id: str, station: str, connector: str, user: str | None, started: datetime, ended: datetime
+    session_id: str,
+    station: str,
+    connector: str,
+    user: str | None,
+    started: datetime,
+    ended: datetime,
+    *,
+    energy_wh: float = 30_000,
+    delivery: str | None = None,
 ) -> bytes:
     data = {
         "_id": session_id,
@@ -104,26 +167,55 @@ def session_ended(
         "chargestation": station,
         "connector": connector,
         "status": "ended",
-        "metrics": {"chargingStart": _iso(started), "chargingStop": _iso(ended), "energyConsumed": 30_000},
-        "updatedAt": _iso(ended),
+        "metrics": {
+            "chargingStart": iso(started),
+            "chargingStop": iso(ended),
+            "energyConsumed": round(energy_wh),
+        },
+        "updatedAt": iso(ended),
     }
-    return envelope("session", "session.ended", data, _iso(ended))
+    return envelope("session", "session.ended", data, iso(ended), delivery)
 
 
-def location_created(location_id: str, name: str = "Test site") -> bytes:
-    moment = _iso(datetime.now(UTC))
+def session_cancelled(
+    session_id: str,
+    station: str,
+    connector: str,
+    user: str | None,
+    at: datetime,
+    *,
+    delivery: str | None = None,
+) -> bytes:
+    """A session the app started that the station never confirmed (eDRV gives up after 120 s)."""
     data = {
-        "_id": location_id,
-        "active": True,
-        "name": name,
-        "timezone": "Europe/Berlin",
-        "updatedAt": moment,
+        "_id": session_id,
+        "user": user,
+        "chargestation": station,
+        "connector": connector,
+        "status": "cancelled",
+        "metrics": {"energyPeriod": 0, "energyConsumed": 0},
+        "updatedAt": iso(at),
     }
-    return envelope("location", "location.created", data, moment)
+    return envelope("session", "session.cancelled", data, iso(at), delivery)
 
 
-def envelope(object: str, type: str, data: Mapping[str, object], created_at: str) -> bytes:
-    delivery = f"{next(_deliveries):024x}"
+def location_created(
+    location_id: str,
+    name: str = "Test site",
+    *,
+    timezone: str = "Europe/Berlin",
+    at: datetime | None = None,
+    delivery: str | None = None,
+) -> bytes:
+    moment = iso(at or datetime.now(UTC))
+    data = {"_id": location_id, "active": True, "name": name, "timezone": timezone, "updatedAt": moment}
+    return envelope("location", "location.created", data, moment, delivery)
+
+
+def envelope(
+    object: str, type: str, data: Mapping[str, object], created_at: str, delivery: str | None = None
+) -> bytes:
+    delivery = delivery or f"{next(_deliveries):024x}"
     return json.dumps(
         {"_id": delivery, "object": object, "type": type, "data": data, "createdAt": created_at}
     ).encode()
