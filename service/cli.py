@@ -214,6 +214,27 @@ def simulate(
     sys.exit(1 if summary.error_count else 0)
 
 
+@main.command(
+    help="The service on its embedded PostgreSQL with the simulator driving it (Ctrl-C stops both)."
+)
+@click.option("--seed", default=1, show_default=True)
+@click.option("--locations", default=6, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--speed", default=60.0, show_default=True, type=click.FloatRange(min=0.1, max=3600))
+@click.option("--drivers", default=1.5, show_default=True, type=click.FloatRange(min=0))
+def demo(seed: int, locations: int, speed: float, drivers: float) -> None:
+    from rich.console import Console
+
+    from service.simulate.demo import run_demo
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    console = Console(stderr=True)
+    summary = run_demo(console, seed=seed, locations=locations, speed=speed, drivers=drivers)
+    if summary is None:
+        sys.exit(1)
+    summary.print(console)
+    sys.exit(1 if summary.error_count else 0)
+
+
 @main.command(help="Write the OpenAPI document generated from the app.")
 @click.option(
     "--output", type=click.Path(path_type=Path), default=None, help="File to write (default: stdout)."

@@ -78,7 +78,12 @@ def walk_ins(world: World, bay: Bay) -> None:
 
 def _walk_in(world: World, bay: Bay) -> None:
     walk_ins(world, bay)
-    if world.free(bay) and bay.held_for is None:  # the "reserved" sign on the charger is respected
+    arrive(world, bay)
+
+
+def arrive(world: World, bay: Bay) -> None:
+    """A car without a ticket: it takes the connector if free (the "reserved" sign is respected)."""
+    if world.free(bay) and bay.held_for is None:
         world.stats["walk_ins"] += 1
         _plug(world, bay, world.new_id("walk-in"), may_fail=True)
 

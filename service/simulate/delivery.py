@@ -45,6 +45,10 @@ class WebhookSender:
             while self._late:
                 await asyncio.gather(*self._late)
 
+    def backlog(self) -> int:
+        """Deliveries handed over and not yet answered (late ones included)."""
+        return sum(lane.qsize() for lane in self._lanes.values()) + len(self._late)
+
     async def close(self) -> None:
         tasks = [*self._workers, *self._late, *self._again]
         for task in tasks:

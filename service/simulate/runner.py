@@ -143,9 +143,9 @@ class Simulation:
             task.cancel()
         await asyncio.gather(*self._drivers, return_exceptions=True)
         try:
-            await self._sender.drain(timeout_s=15)
+            await self._sender.drain(timeout_s=60)
         except TimeoutError:
-            self.summary.error("some webhooks were still unanswered 15 s after the end")
+            self.summary.error(f"{self._sender.backlog()} webhooks were still unanswered 60 s after the end")
         await self._sender.close()
         self.summary.world.update(self.world.stats)
 

@@ -8,6 +8,7 @@ decides when simulated time moves (``advance``) and tells the world what the que
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import heapq
 import itertools
@@ -30,6 +31,8 @@ LATE_SHARE = 0.01
 """Deliveries held back and sent after newer ones (the service must not roll back to them)."""
 REDELIVERED_SHARE = 0.02
 """Deliveries eDRV sends twice (same ``_id``): the log must keep one."""
+BUSY_AT_START = 0.6
+"""Connectors a car reaches in the first simulated minutes: a run starts on a working network."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,8 @@ class World:
                 rng = random.Random(f"{self.seed}/bay/{connector.id}")
                 self.bays[connector.id] = bay = Bay(location, station, connector, rng)
                 self.status(bay, "Available" if location.is_open(self.hour()) else "Unavailable")
+                if rng.random() < BUSY_AT_START * DEMAND_BY_HOUR[int(self.hour())]:
+                    self.at(rng.uniform(0, 120), functools.partial(charging.arrive, self, bay))
                 charging.walk_ins(self, bay)
                 incidents.faults(self, bay)
             incidents.nights(self, location)
