@@ -52,11 +52,15 @@ async def test_a_simulated_afternoon_is_taken_whole_and_ends_where_the_world_end
             assert drivers["offers"] > 0
             assert drivers["accepted"] > 0
             assert drivers["fulfilled"] > 0
+            assert drivers["fulfilled"] <= summary.world["driver_plug_ins"]  # only a driver's own car fulfils
 
             # Every delivery once: the redelivered copies were answered 200 and not stored again.
             distinct = summary.deliveries["on_time"] + summary.deliveries["late"]
             stored = await db.fetchval("SELECT count(*) FROM events WHERE stream_id NOT LIKE 'queue-%'")
             assert stored == distinct
+            # ... and nothing of it was set aside: no delivery quarantined, no event a read model skipped.
+            assert await db.fetchval("SELECT count(*) FROM quarantine") == 0
+            assert await db.fetch("SELECT projection, event_type, error FROM projection_errors") == []
 
             # The read models reach the world's end state (they fold asynchronously: give them a moment).
             world = {bay.connector.id: bay.connector.status for bay in simulation.world.bays.values()}
