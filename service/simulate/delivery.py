@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 import httpx
 
@@ -22,9 +23,13 @@ WEBHOOK_PATH = "/webhooks/edrv"
 
 
 class WebhookSender:
-    def __init__(self, client: httpx.AsyncClient, summary: Summary, secret: str | None) -> None:
-        self._client, self._summary, self._secret = client, summary, secret
+    def __init__(
+        self, connect: Callable[[], httpx.AsyncClient], summary: Summary, secret: str | None
+    ) -> None:
+        """``connect`` makes each lane's own client (see ``Simulation._connect`` for why)."""
+        self._connect, self._summary, self._secret = connect, summary, secret
         self._lanes: dict[str, asyncio.Queue[Emission]] = {}
+        self._clients: list[httpx.AsyncClient] = []
         self._workers: list[asyncio.Task[None]] = []
         self._late: set[asyncio.Task[None]] = set()
         self._again: set[asyncio.Task[None]] = set()  # redeliveries: copies, so a stop may drop them
@@ -33,7 +38,8 @@ class WebhookSender:
         lane = self._lanes.get(emission.lane)
         if lane is None:
             lane = self._lanes[emission.lane] = asyncio.Queue()
-            self._workers.append(asyncio.create_task(self._work(lane)))
+            self._clients.append(client := self._connect())
+            self._workers.append(asyncio.create_task(self._work(lane, client)))
         lane.put_nowait(emission)
 
     async def drain(self, timeout_s: float = 30.0) -> None:
@@ -54,42 +60,45 @@ class WebhookSender:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*(client.aclose() for client in self._clients))
 
-    async def _work(self, lane: asyncio.Queue[Emission]) -> None:
+    async def _work(self, lane: asyncio.Queue[Emission], client: httpx.AsyncClient) -> None:
         while True:
             emission = await lane.get()
             try:
                 if emission.late_s is not None:
-                    self._aside(emission.late_s, emission, "late")
+                    self._aside(client, emission.late_s, emission, "late")
                 else:
-                    await self._post(emission, "on_time")
+                    await self._post(client, emission, "on_time")
                 if emission.redeliver_s is not None:
-                    self._aside(emission.redeliver_s, emission, "redelivered")
+                    self._aside(client, emission.redeliver_s, emission, "redelivered")
             finally:
                 lane.task_done()
 
-    def _aside(self, delay_s: float, emission: Emission, kind: str) -> None:
+    def _aside(self, client: httpx.AsyncClient, delay_s: float, emission: Emission, kind: str) -> None:
         async def later() -> None:
             await asyncio.sleep(delay_s)
-            await self._post(emission, kind)
+            await self._post(client, emission, kind)
 
         pending = self._late if kind == "late" else self._again
         task = asyncio.create_task(later())
         pending.add(task)
         task.add_done_callback(pending.discard)
 
-    async def _post(self, emission: Emission, kind: str) -> None:
+    async def _post(self, client: httpx.AsyncClient, emission: Emission, kind: str) -> None:
         for attempt in range(ATTEMPTS):
             headers = {"content-type": "application/json"}
             if self._secret:  # signed at sending time, as eDRV does, so a late delivery is not stale
                 headers["edrv-signature"] = signature_header(self._secret, emission.body, int(time.time()))
+            sent = time.perf_counter()
             try:
-                answer = await self._client.post(WEBHOOK_PATH, content=emission.body, headers=headers)
+                answer = await client.post(WEBHOOK_PATH, content=emission.body, headers=headers)
             except httpx.TransportError as exc:
                 status, detail = None, f"{type(exc).__name__}: {exc}"
             else:
                 status, detail = answer.status_code, answer.text[:300]
                 if answer.is_success:
+                    self._summary.webhook_ms.append((time.perf_counter() - sent) * 1000)
                     self._summary.webhooks[emission.type] += 1
                     self._summary.deliveries[kind] += 1
                     return

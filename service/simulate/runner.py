@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import ssl
 from datetime import UTC, datetime
 
 import httpx
@@ -55,8 +56,9 @@ class Simulation:
             network, options.seed, datetime.now(UTC), options.speed,
             start_hour=options.start_hour, driver_rate=options.drivers, run=options.run,
         )  # fmt: skip
-        self._sender = WebhookSender(client, self.summary, options.webhook_secret)
+        self._sender = WebhookSender(self._connect, self.summary, options.webhook_secret)
         self._drivers: set[asyncio.Task[None]] = set()
+        self._tls = ssl.create_default_context()  # made once: each one costs milliseconds
         self._started = asyncio.get_running_loop().time()
 
     # -- what drivers do to the world (``drivers.Surroundings``) --------------------------------------
@@ -111,9 +113,18 @@ class Simulation:
         token = mint_token(
             self.options.jwt_secret, plan.driver_id, edrv_user_id=plan.edrv_user, ttl_s=7 * 86_400
         )
-        task = asyncio.create_task(SimDriver(plan, self._client, token, self).run())
+        task = asyncio.create_task(self._drive(plan, token))
         self._drivers.add(task)
         task.add_done_callback(self._drivers.discard)
+
+    def _connect(self) -> httpx.AsyncClient:
+        # A client per driver (as every phone has its own) and per station lane: one shared pool of
+        # hundreds of connections makes httpx scan them all on every request.
+        return httpx.AsyncClient(base_url=self.options.url, timeout=90, verify=self._tls)
+
+    async def _drive(self, plan: DriverPlan, token: str) -> None:
+        async with self._connect() as client:
+            await SimDriver(plan, client, token, self).run()
 
     async def _scale_policies(self) -> None:
         """Answer and plug-in windows shrink with the speed, as everything else does (at least 2 s)."""
@@ -153,7 +164,6 @@ class Simulation:
 async def simulate(
     options: SimulationOptions, console: Console, stop: asyncio.Event | None = None
 ) -> Summary:
-    limits = httpx.Limits(max_connections=None, max_keepalive_connections=200)
-    async with httpx.AsyncClient(base_url=options.url, timeout=90, limits=limits) as client:
+    async with httpx.AsyncClient(base_url=options.url, timeout=90) as client:  # the admin calls
         simulation = Simulation(options, client, console)
         return await simulation.run(stop or asyncio.Event())

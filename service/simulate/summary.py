@@ -21,6 +21,8 @@ class Summary:
     """on_time, late, redelivered, retried, refused."""
     world: Counter[str] = field(default_factory=Counter)
     drivers: Counter[str] = field(default_factory=Counter)
+    webhook_ms: list[float] = field(default_factory=list)
+    """Round trip of each delivery answered 2xx."""
     waits_to_offer_s: list[float] = field(default_factory=list)
     waits_to_plug_in_s: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
@@ -37,6 +39,12 @@ class Summary:
         """Mean wait in simulated minutes (the real seconds measured, times the speed)."""
         return round(statistics.fmean(waits) * self.speed / 60, 1) if waits else None
 
+    def webhook_percentiles(self) -> dict[str, float] | None:
+        if len(self.webhook_ms) < 2:
+            return None
+        cuts = statistics.quantiles(self.webhook_ms, n=100)
+        return {"p50": round(cuts[49], 1), "p99": round(cuts[98], 1), "max": round(max(self.webhook_ms), 1)}
+
     def as_json(self) -> dict[str, object]:
         return {
             "seed": self.seed,
@@ -49,6 +57,7 @@ class Summary:
             "deliveries": dict(self.deliveries),
             "world": dict(self.world),
             "drivers": dict(self.drivers),
+            "webhook_ms": self.webhook_percentiles(),
             "mean_wait_to_offer_min": self.mean_minutes(self.waits_to_offer_s),
             "mean_wait_to_plug_in_min": self.mean_minutes(self.waits_to_plug_in_s),
             "error_count": self.error_count,
@@ -73,6 +82,7 @@ class Summary:
             ("webhooks sent (2xx)", sum(self.webhooks.values())),
             *((f"  {kind}", n) for kind, n in sorted(self.webhooks.items())),
             *((f"  deliveries {kind}", n) for kind, n in sorted(self.deliveries.items())),
+            ("  round trip p50 · p99 · max", _ms(self.webhook_percentiles())),
             ("walk-in sessions", self.world["walk_ins"]),
             ("faults · outages · flap bursts", _dots(self.world, "faults", "outages", "flaps")),
             ("drivers joined", self.drivers["joined"]),
@@ -96,6 +106,10 @@ class Summary:
 
 def _dots(counts: Counter[str], *names: str) -> str:
     return " · ".join(str(counts[name]) for name in names)
+
+
+def _ms(cuts: dict[str, float] | None) -> str:
+    return "-" if cuts is None else f"{cuts['p50']} · {cuts['p99']} · {cuts['max']} ms"
 
 
 def _minutes(value: float | None) -> str:

@@ -71,6 +71,7 @@ class World:
     _out: list[Emission] = field(default_factory=list)
     _arrivals: list[DriverPlan] = field(default_factory=list)
     _last_at: dict[str, datetime] = field(default_factory=dict)
+    _jumped: set[int] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         for location in self.network:
@@ -124,7 +125,8 @@ class World:
         """The driver accepted: they plug in when they get there, unless a queue jumper got there first."""
         bay = self.bays[connector_id]
         self.at(self.now_s + plan.drive_s, lambda: charging.driver_arrives(self, bay, plan))
-        if plan.jumped:
+        if plan.jumped and plan.n not in self._jumped:  # once: the next time, the spot is theirs
+            self._jumped.add(plan.n)
             self.at(self.now_s + plan.drive_s * bay.rng.uniform(0.2, 0.6), lambda: charging.jump(self, bay))
 
     # -- for the happenings -------------------------------------------------------------------------

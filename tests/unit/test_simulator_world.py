@@ -213,5 +213,11 @@ def test_a_queue_jumper_takes_the_held_connector_and_the_driver_is_turned_away()
     assert started
     assert started[0]["data"]["user"] != plan.edrv_user
     assert (w.stats["queue_jumps"], w.stats["drivers_turned_away"]) == (1, 1)
+    # Offered another connector, they get it: a driver meets a queue jumper once.
+    other = next(b for b in w.bays.values() if w.free(b))
+    w.offer_seen(plan, other.connector.id)
+    w.head_to(plan, other.connector.id)
+    w.advance(w.now_s + plan.drive_s + 30)
+    assert (w.stats["queue_jumps"], w.stats["driver_plug_ins"]) == (1, 1)
     assert bay.car is not None
     assert bay.car != plan.edrv_user
