@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint browser openapi bench lock clean
+.PHONY: run demo test lint browser openapi wrk bench lock clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,8 +16,12 @@ $(STAMP): requirements.lock pyproject.toml
 run: $(STAMP)
 	$(BIN)/chargeline serve
 
+## demo: the service on its own embedded PostgreSQL, driven by the eDRV simulator; prints the board's URL
+demo: $(STAMP)
+	$(BIN)/chargeline demo
+
 ## test: lint, type-check and run the whole suite (throwaway embedded PostgreSQL unless TEST_DATABASE_URL is set)
-test: lint browser
+test: lint browser wrk
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## lint: ruff and mypy --strict
@@ -40,8 +44,18 @@ browser:
 openapi: $(STAMP)
 	$(BIN)/chargeline openapi --output openapi/openapi.json
 
-## bench: run the benchmark suite (needs wrk: apt-get install wrk)
-bench: $(STAMP)
+## wrk: Debian's wrk, the benchmarks' HTTP load generator (installed as root)
+wrk:
+	@if command -v wrk >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian's wrk for the benchmarks"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -qq --no-install-recommends wrk >/dev/null \
+		|| { apt-get update -qq && apt-get install -y -qq --no-install-recommends wrk >/dev/null; }; \
+	else echo "note: no wrk (apt-get install wrk): benchmarks that need it stop and say so"; fi
+
+## bench: run a benchmark (BENCH_ARGS=all: the whole suite); installs wrk first when it can
+bench: $(STAMP) wrk
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 ## lock: re-resolve requirements.lock from pyproject.toml (needs network)

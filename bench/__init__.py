@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+RESULTS_DIR = ROOT / "bench" / "results"  # gitignored; each benchmark writes <name>[-smoke].json
 
 DATABASE_URL_ENV = "BENCH_DATABASE_URL"
 """Both app factories read their database from it; the harness reads the server to use from it."""

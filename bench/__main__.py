@@ -1,4 +1,5 @@
-"""``python -m bench [ingest|rebuild|queue|subscribers|webhooks] [options]``; no command runs ``ingest``."""
+"""``python -m bench [ingest|rebuild|queue|subscribers|webhooks|growth|all] [options]``; no command runs
+``ingest``."""
 
 from __future__ import annotations
 
@@ -9,25 +10,22 @@ from pathlib import Path
 import click
 from rich.console import Console
 
+from bench import RESULTS_DIR
 from bench.database import parse_setting
+from bench.growth_command import growth_command
 from bench.ingest import BenchFailure, resolve_generator, run_ingest
 from bench.queue_latency import print_queue_report, run_queue
 from bench.queue_latency import settings_for as queue_settings_for
 from bench.rebuild import print_rebuild_report, run_rebuild, settings_for
 from bench.report import print_report, write_json
-from bench.results import RunSettings
+from bench.results import CONNECTIONS, DURATION_S, ROUNDS, WARMUP_S, RunSettings
 from bench.subscribers import print_subscribers_report, run_subscribers
 from bench.subscribers import settings_for as subscribers_settings_for
+from bench.suite import all_command
 from bench.webhooks import LOOP_FACTORY, PER_ENDPOINT, print_webhooks_report, run_webhooks
 from bench.webhooks import settings_for as webhooks_settings_for
 
-RESULTS_DIR = Path(__file__).parent / "results"  # gitignored
-
 # (full, smoke): smoke only proves the harness still works end to end, in a few seconds.
-DURATION_S = (10, 1)
-WARMUP_S = (2, 0)
-ROUNDS = (3, 1)
-CONNECTIONS = (32, 8)
 REBUILD_EVENTS = (1_000_000, 5_000)
 REBUILD_ROUNDS = (2, 1)
 QUEUE_SITES = (50, 3)
@@ -242,6 +240,10 @@ def webhooks_command(
     write_json(results, output)
     console.print(f"Results written to {output}")
     sys.exit(0 if results.ok else 1)
+
+
+main.add_command(growth_command)
+main.add_command(all_command)
 
 
 def _parse_settings(texts: tuple[str, ...]) -> list[tuple[str, str]]:

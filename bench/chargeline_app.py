@@ -4,10 +4,12 @@ Settings come from defaults only (not from ``CHARGELINE_*`` in the environment),
 default 10 the baseline also uses, and the webhook secret is unset: the baseline checks no signatures
 either. Log level WARNING, matching uvicorn's ``--log-level warning``.
 
-Two exceptions, for the queue benchmark, which acts as an operator and as drivers: the admin token and
-the drivers' token key are read from ``CHARGELINE_ADMIN_TOKEN`` and ``CHARGELINE_JWT_SECRET``. The
-harness (``bench/servers.py``) removes every ``CHARGELINE_*`` of the caller's shell from the app's
-environment and sets these two only when a benchmark passes them, so nothing else can leak in; neither
+Three exceptions, for the benchmarks that act as an operator and as drivers: the admin token and the
+drivers' token key are read from ``CHARGELINE_ADMIN_TOKEN`` and ``CHARGELINE_JWT_SECRET``, and the
+growth benchmark raises the drivers' per-token request budget with ``CHARGELINE_DRIVER_RATE_LIMIT`` (it
+reads tickets thousands of times a minute with a few tokens; the limiter still runs on every request).
+The harness (``bench/servers.py``) removes every ``CHARGELINE_*`` of the caller's shell from the app's
+environment and sets these only when a benchmark passes them, so nothing else can leak in; none of them
 touches the webhook path the ingest benchmark measures.
 """
 
@@ -24,11 +26,13 @@ from service.settings import load_settings
 
 ADMIN_TOKEN_ENV = "CHARGELINE_ADMIN_TOKEN"
 JWT_SECRET_ENV = "CHARGELINE_JWT_SECRET"
+DRIVER_RATE_LIMIT_ENV = "CHARGELINE_DRIVER_RATE_LIMIT"
 
 
 def create_app() -> Litestar:
+    rate_limit = os.environ.get(DRIVER_RATE_LIMIT_ENV)
     settings = load_settings(
-        {},
+        {DRIVER_RATE_LIMIT_ENV: rate_limit} if rate_limit else {},
         webhook_secret=None,
         log_level="WARNING",
         admin_token=os.environ.get(ADMIN_TOKEN_ENV) or None,

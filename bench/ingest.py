@@ -14,7 +14,7 @@ import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import asyncpg
 from rich.console import Console
@@ -57,11 +57,17 @@ def _generator(name: GeneratorName, template: Path) -> Generator:
     return Wrk(template) if name == "wrk" else PythonLoad()
 
 
+class RunLog(Protocol):
+    """Where a runner records its runs (the ingest results, or the growth benchmark's)."""
+
+    runs: list[Run]
+
+
 class Runner:
     """Runs loads one after the other and checks each against the database."""
 
     def __init__(
-        self, generator: Generator, db: Connection, settings: RunSettings, results: Results, console: Console
+        self, generator: Generator, db: Connection, settings: RunSettings, results: RunLog, console: Console
     ) -> None:
         self.generator = generator
         self.db = db
@@ -155,13 +161,14 @@ async def _measure(
                     "events",
                 )
                 async with baseline.server, chargeline.server:
-                    await _rounds(Runner(generator, db, settings, results, console), baseline, chargeline)
+                    runner = Runner(generator, db, settings, results, console)
+                    await _rounds(runner, results, baseline, chargeline)
             finally:
                 await db.close()
 
 
-async def _rounds(runner: Runner, baseline: App, chargeline: App) -> None:
-    settings, results = runner.settings, runner.results
+async def _rounds(runner: Runner, results: Results, baseline: App, chargeline: App) -> None:
+    settings = runner.settings
     if settings.warmup_s:  # fills pools and caches; recorded, but not part of any median
         for app in (baseline, chargeline):
             await runner.measure(app, "warmup", 0, duration_s=settings.warmup_s)

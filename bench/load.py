@@ -81,28 +81,31 @@ class Wrk:
         ]  # fmt: skip
 
     async def run(self, load: Load) -> LoadResult:
-        process = await asyncio.create_subprocess_exec(
-            *self.command(load), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-        )
-        stdout, stderr = await process.communicate()
-        output = stdout.decode(errors="replace")
-        lines = [line for line in output.splitlines() if line.startswith(RESULT_MARK)]
-        if process.returncode != 0 or not lines:
-            raise LoadError(
-                f"wrk failed ({process.returncode}):\n{output}\n{stderr.decode(errors='replace')}"
-            )
-        raw = json.loads(lines[-1].removeprefix(RESULT_MARK))
-        duration_s = raw["duration_us"] / 1e6
-        errors = raw["errors"]
-        latency = {key: value / 1000 for key, value in raw["latency_us"].items()}
-        return LoadResult(
-            duration_s=duration_s,
-            requests=raw["requests"],
-            rps=raw["requests"] / duration_s,
-            non_2xx=errors["status"],  # wrk counts status >= 400 here (its "Non-2xx or 3xx responses")
-            socket_errors=errors["connect"] + errors["read"] + errors["write"] + errors["timeout"],
-            latency_ms=Latency(latency["p50"], latency["p90"], latency["p99"], latency["max"]),
-        )
+        return await run_wrk(self.command(load))
+
+
+async def run_wrk(command: list[str]) -> LoadResult:
+    """Run wrk with one of the scripts in ``bench/wrk`` (they all print the same result line)."""
+    process = await asyncio.create_subprocess_exec(
+        *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    stdout, stderr = await process.communicate()
+    output = stdout.decode(errors="replace")
+    lines = [line for line in output.splitlines() if line.startswith(RESULT_MARK)]
+    if process.returncode != 0 or not lines:
+        raise LoadError(f"wrk failed ({process.returncode}):\n{output}\n{stderr.decode(errors='replace')}")
+    raw = json.loads(lines[-1].removeprefix(RESULT_MARK))
+    duration_s = raw["duration_us"] / 1e6
+    errors = raw["errors"]
+    latency = {key: value / 1000 for key, value in raw["latency_us"].items()}
+    return LoadResult(
+        duration_s=duration_s,
+        requests=raw["requests"],
+        rps=raw["requests"] / duration_s,
+        non_2xx=errors["status"],  # wrk counts status >= 400 here (its "Non-2xx or 3xx responses")
+        socket_errors=errors["connect"] + errors["read"] + errors["write"] + errors["timeout"],
+        latency_ms=Latency(latency["p50"], latency["p90"], latency["p99"], latency["max"]),
+    )
 
 
 def wrk_installed() -> bool:

@@ -2,19 +2,55 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+from typing import NoReturn, Protocol
 
 import msgspec
 from rich.console import Console
 from rich.table import Table
 
 from bench.load import Latency
-from bench.results import Figures, Results
+from bench.results import Figures, Results, Target
+
+VERDICTS = {True: "[green]PASS[/]", False: "[red]FAIL[/]", None: "[dim]not evaluated (smoke)[/]"}
+
+
+class Judged(Protocol):
+    """What every benchmark's results hold besides its figures."""
+
+    ok: bool
+    error: str | None
+    targets: list[Target]
 
 
 def write_json(results: msgspec.Struct, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(msgspec.json.format(msgspec.json.encode(results), indent=2) + b"\n")
+
+
+def save_and_exit(results: Judged, path: Path, console: Console) -> NoReturn:
+    """Write the JSON and exit as every benchmark does: 1 when a check failed, not for a missed target."""
+    assert isinstance(results, msgspec.Struct)
+    write_json(results, path)
+    console.print(f"Results written to {path}")
+    sys.exit(0 if results.ok else 1)
+
+
+def target_sign(unit: str) -> str:
+    """Ratios ("x") are floors; everything else (ms, MiB) is a ceiling."""
+    return "≥" if unit == "x" else "≤"
+
+
+def print_verdicts(results: Judged, console: Console) -> None:
+    """Each target against its limit, then the error that stopped the run, if one did."""
+    for target in results.targets:
+        console.print(
+            f"Target: {target.name} {target_sign(target.unit)} {target.limit:g} {target.unit}: "
+            f"{target.value:.2f} {target.unit} {VERDICTS[target.passed]}"
+        )
+    if results.error:
+        console.print(f"[bold red]Benchmark failed:[/] {results.error}", highlight=False)
 
 
 def print_report(results: Results, console: Console) -> None:
@@ -59,7 +95,7 @@ def _summary_table(results: Results, baseline: Figures, chargeline: Figures) -> 
         table.add_column(column, justify="right")
     for name, figures in (("baseline", baseline), ("chargeline", chargeline)):
         by_round = " ".join(f"{rps:.0f}" for rps in figures.rps_by_round)
-        table.add_row(name, f"{figures.rps:.0f}", *_latencies(figures.latency_ms), by_round)
+        table.add_row(name, f"{figures.rps:.0f}", *latency_cells(figures.latency_ms), by_round)
     ratios = results.ratios
     assert ratios is not None
     table.add_row(
@@ -71,5 +107,5 @@ def _summary_table(results: Results, baseline: Figures, chargeline: Figures) -> 
     return table
 
 
-def _latencies(latency: Latency) -> list[str]:
+def latency_cells(latency: Latency) -> list[str]:
     return [f"{latency.p50:.2f}", f"{latency.p90:.2f}", f"{latency.p99:.2f}"]

@@ -13,6 +13,11 @@ from bench.database import PostgresInfo
 from bench.load import Latency, LoadResult
 
 P99_AT_HALF_RATE_LIMIT_MS = 25.0
+# The ingest runs' defaults, (full, smoke), shared by ``bench ingest`` and ``bench growth``.
+DURATION_S = (10, 1)
+WARMUP_S = (2, 0)
+ROUNDS = (3, 1)
+CONNECTIONS = (32, 8)
 
 
 class Machine(msgspec.Struct, frozen=True, kw_only=True):
@@ -95,8 +100,10 @@ class Results(msgspec.Struct, kw_only=True):
     targets: list[Target] = msgspec.field(default_factory=list)
 
     def summarise_max_rounds(self) -> None:
-        self.baseline = _median_figures([r for r in self.runs if r.app == "baseline" and r.kind == "max"])
-        self.chargeline = _median_figures([r for r in self.runs if r.app == "chargeline" and r.kind == "max"])
+        self.baseline = median_figures([r.load for r in self.runs if r.app == "baseline" and r.kind == "max"])
+        self.chargeline = median_figures(
+            [r.load for r in self.runs if r.app == "chargeline" and r.kind == "max"]
+        )
         base, line = self.baseline.latency_ms, self.chargeline.latency_ms
         self.ratios = Ratios(
             throughput=self.chargeline.rps / self.baseline.rps,
@@ -126,17 +133,18 @@ class Results(msgspec.Struct, kw_only=True):
         )
 
 
-def _median_figures(runs: list[Run]) -> Figures:
-    latencies = [run.load.latency_ms for run in runs]
+def median_figures(loads: list[LoadResult]) -> Figures:
+    """Medians over the runs' loads, and each run's throughput in order."""
+    latencies = [load.latency_ms for load in loads]
     return Figures(
-        rps=statistics.median(run.load.rps for run in runs),
+        rps=statistics.median(load.rps for load in loads),
         latency_ms=Latency(
             p50=statistics.median(latency.p50 for latency in latencies),
             p90=statistics.median(latency.p90 for latency in latencies),
             p99=statistics.median(latency.p99 for latency in latencies),
             max=statistics.median(latency.max for latency in latencies),
         ),
-        rps_by_round=[round(run.load.rps, 1) for run in runs],
+        rps_by_round=[round(load.rps, 1) for load in loads],
     )
 
 
