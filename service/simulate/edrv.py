@@ -101,17 +101,11 @@ def session_started(
     *,
     delivery: str | None = None,
 ) -> bytes:
-    moment = iso(at or datetime.now(UTC))
-    data = {
-        "_id": session_id,
-        "user": user,
-        "chargestation": station,
-        "connector": connector,
-        "status": "started",
-        "metrics": {"chargingStart": moment, "energyConsumed": 0},
-        "updatedAt": moment,
-    }
-    return envelope("session", "session.started", data, moment, delivery)
+    moment = at or datetime.now(UTC)
+    metrics = {"chargingStart": iso(moment), "energyConsumed": 0}
+    return _session(
+        "session.started", "started", session_id, station, connector, user, metrics, moment, delivery
+    )
 
 
 def session_updated(
@@ -128,26 +122,20 @@ def session_updated(
     delivery: str | None = None,
 ) -> bytes:
     """The periodic meter report of a running session (every 30-60 s on real stations)."""
-    moment = iso(at)
-    data = {
-        "_id": session_id,
-        "user": user,
-        "chargestation": station,
-        "connector": connector,
-        "status": "started",
-        "metrics": {
-            "chargingStart": iso(started),
-            "energyPeriod": round((at - started).total_seconds(), 1),
-            "energyConsumed": round(energy_wh),
-        },
-        "energy_report": {
-            "timestamp": moment,
-            "power": {"value": round(power_kw, 1), "unit": "kW"},
-            "state_of_charge": {"value": soc, "unit": "Percent"},
-        },
-        "updatedAt": moment,
+    metrics = {
+        "chargingStart": iso(started),
+        "energyPeriod": round((at - started).total_seconds(), 1),
+        "energyConsumed": round(energy_wh),
     }
-    return envelope("session", "session.updated", data, moment, delivery)
+    report = {
+        "timestamp": iso(at),
+        "power": {"value": round(power_kw, 1), "unit": "kW"},
+        "state_of_charge": {"value": soc, "unit": "Percent"},
+    }
+    return _session(
+        "session.updated", "started", session_id, station, connector, user, metrics, at, delivery,
+        energy_report=report,
+    )  # fmt: skip
 
 
 def session_ended(
@@ -161,20 +149,8 @@ def session_ended(
     energy_wh: float = 30_000,
     delivery: str | None = None,
 ) -> bytes:
-    data = {
-        "_id": session_id,
-        "user": user,
-        "chargestation": station,
-        "connector": connector,
-        "status": "ended",
-        "metrics": {
-            "chargingStart": iso(started),
-            "chargingStop": iso(ended),
-            "energyConsumed": round(energy_wh),
-        },
-        "updatedAt": iso(ended),
-    }
-    return envelope("session", "session.ended", data, iso(ended), delivery)
+    metrics = {"chargingStart": iso(started), "chargingStop": iso(ended), "energyConsumed": round(energy_wh)}
+    return _session("session.ended", "ended", session_id, station, connector, user, metrics, ended, delivery)
 
 
 def session_cancelled(
@@ -187,16 +163,35 @@ def session_cancelled(
     delivery: str | None = None,
 ) -> bytes:
     """A session the app started that the station never confirmed (eDRV gives up after 120 s)."""
+    metrics = {"energyPeriod": 0, "energyConsumed": 0}
+    return _session(
+        "session.cancelled", "cancelled", session_id, station, connector, user, metrics, at, delivery
+    )
+
+
+def _session(
+    type: str,
+    status: str,
+    session_id: str,
+    station: str,
+    connector: str,
+    user: str | None,
+    metrics: Mapping[str, object],
+    at: datetime,
+    delivery: str | None,
+    **more: object,
+) -> bytes:
     data = {
         "_id": session_id,
         "user": user,
         "chargestation": station,
         "connector": connector,
-        "status": "cancelled",
-        "metrics": {"energyPeriod": 0, "energyConsumed": 0},
+        "status": status,
+        "metrics": metrics,
+        **more,
         "updatedAt": iso(at),
     }
-    return envelope("session", "session.cancelled", data, iso(at), delivery)
+    return envelope("session", type, data, iso(at), delivery)
 
 
 def location_created(

@@ -15,8 +15,9 @@ from service.edrv.envelope import decode_envelope
 from service.eventlog.model import RecordedEvent
 from service.projections.availability import evolve_station
 from service.queue.model import SiteConnector, requirements_of
+from service.simulate.charging import Bay
 from service.simulate.network import build_network
-from service.simulate.personas import plan_driver
+from service.simulate.personas import DriverPlan, plan_driver
 from service.simulate.world import Emission, World
 from tests.unit.folds import fold, recorded
 
@@ -182,17 +183,23 @@ def test_every_driver_asks_for_something_a_connector_at_their_location_can_give(
     assert set(personas) == {"prompt", "snoozer", "silent", "no_show", "leaver"}
 
 
-def test_a_driver_who_accepts_plugs_in_on_the_offered_connector_in_their_own_name() -> None:
-    w = world()
+def heading_to_a_free_connector(w: World, *, jumped: bool) -> tuple[DriverPlan, Bay, list[dict[str, Any]]]:
+    """A driver accepts a free connector and drives there; the sessions started on it meanwhile."""
     run_for(w, 0.1)
     bay = next(b for b in w.bays.values() if w.free(b))
-    plan = plan_driver(7, "r", 999, bay.location)
+    plan = msgspec.structs.replace(plan_driver(7, "r", 999, bay.location), jumped=jumped)
     w.offer_seen(plan, bay.connector.id)
     w.head_to(plan, bay.connector.id)
     after = bodies(w.advance(w.now_s + plan.drive_s + 30))
     started = [
         b for b in after if b["type"] == "session.started" and b["data"]["connector"] == bay.connector.id
     ]
+    return plan, bay, started
+
+
+def test_a_driver_who_accepts_plugs_in_on_the_offered_connector_in_their_own_name() -> None:
+    w = world()
+    plan, _, started = heading_to_a_free_connector(w, jumped=False)
     assert started
     assert started[0]["data"]["user"] == plan.edrv_user
     assert w.stats["driver_plug_ins"] == 1
@@ -200,16 +207,7 @@ def test_a_driver_who_accepts_plugs_in_on_the_offered_connector_in_their_own_nam
 
 def test_a_queue_jumper_takes_the_held_connector_and_the_driver_is_turned_away() -> None:
     w = world()
-    run_for(w, 0.1)
-    bay = next(b for b in w.bays.values() if w.free(b))
-    plan = plan_driver(7, "r", 999, bay.location)
-    plan = msgspec.structs.replace(plan, jumped=True)
-    w.offer_seen(plan, bay.connector.id)
-    w.head_to(plan, bay.connector.id)
-    after = bodies(w.advance(w.now_s + plan.drive_s + 30))
-    started = [
-        b for b in after if b["type"] == "session.started" and b["data"]["connector"] == bay.connector.id
-    ]
+    plan, bay, started = heading_to_a_free_connector(w, jumped=True)
     assert started
     assert started[0]["data"]["user"] != plan.edrv_user
     assert (w.stats["queue_jumps"], w.stats["drivers_turned_away"]) == (1, 1)
