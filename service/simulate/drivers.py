@@ -73,8 +73,8 @@ class SimDriver:
     async def _follow(self, ticket: dict[str, Any]) -> None:
         loop = asyncio.get_running_loop()
         joined_at, etag = loop.time(), None
-        seen: tuple[str, str] | None = None  # the offer last seen, and whether it was answered
-        answered = False
+        seen: tuple[str, str] | None = None  # the offer last seen (connector, when it was made) ...
+        answered = False  # ... and whether this driver answered it
         while True:
             self._status = status = ticket["status"]
             offer = ticket.get("offer")
@@ -99,8 +99,8 @@ class SimDriver:
                     ticket, answered = answer, True
                     continue
             if self._gives_up(status, loop.time() - joined_at):
-                answer_ = await self._call("DELETE", f"/v1/tickets/{ticket['id']}")
-                if answer_ is not None and answer_.status_code == 200:
+                left = await self._call("DELETE", f"/v1/tickets/{ticket['id']}")
+                if left is not None and left.status_code == 200:
                     self._counts["left"] += 1
                     self._status = "left"
                     return
