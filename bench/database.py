@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import functools
 import os
 import re
 import secrets
@@ -55,8 +56,12 @@ def with_database(url: str, database: str) -> str:
     return make_url(url).set(database=database).render_as_string(hide_password=False)
 
 
+@functools.cache
 def server_url() -> tuple[str, str]:
-    """(URL of a database on the server to use, where it came from). Blocking: starts PostgreSQL."""
+    """(URL of a database on the server to use, where it came from). Blocking: starts PostgreSQL.
+
+    One embedded server per process: ``bench all`` runs every benchmark on it (each in a scratch
+    database of its own) instead of leaving one idle server per benchmark until the process exits."""
     configured = os.environ.get(DATABASE_URL_ENV)
     if configured:
         return plain_dsn(configured), DATABASE_URL_ENV

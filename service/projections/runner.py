@@ -44,8 +44,12 @@ _TRANSIENT_ERRORS = (
 
 log = logging.getLogger(__name__)
 
-IDLE_PACE_S = 0.1
-"""The pace after a step that found none of the projection's own events."""
+FOLLOW_PACE_S = 0.01
+"""The least time between looks while only other projections' events arrive (a fast-paced runner
+must not spend a core following ingest traffic it ignores; its own events wait at most this long)."""
+CHECKPOINT_EVERY_S = 1.0
+"""How often a runner moves its stored checkpoint past other projections' events when it has none of
+its own to apply (in memory it follows them at once)."""
 
 
 class Poison(msgspec.Struct, frozen=True):
@@ -89,9 +93,10 @@ class ProjectionRunner:
         """Set while this runner holds the lease."""
         self.position = 0
         """The checkpoint as of this runner's last step (meaningful while active)."""
-        self.applied = False
-        """Whether the last step applied events of the projection's types (not only moved past others)."""
         self._stepped = asyncio.Event()
+        self.checkpoint_every_s = CHECKPOINT_EVERY_S
+        self._stored_at: float | None = None
+        """When this runner last wrote its checkpoint (loop time); None: not since it started leading."""
 
     async def reached(self, position: int, timeout_s: float) -> bool:
         """Wait until this runner's read model reflects ``position`` (read-your-writes for a command
@@ -124,10 +129,11 @@ class ProjectionRunner:
             if lease is None:
                 return  # another process leads; try again after the pause
             try:
+                self._stored_at = None  # the first step reads the stored checkpoint
                 self.active.set()
                 log.info("projection %s: this process runs it", self.projection.name)
                 while not lease.is_closed():
-                    seen = self.doorbell.rings
+                    seen, before = self.doorbell.rings, self.position
                     consumed = await self.step()
                     if consumed >= self.batch_size:
                         continue  # behind: keep going
@@ -135,12 +141,11 @@ class ProjectionRunner:
                         # Just did work: let the next appends gather for a moment, then step again.
                         # The first event after a quiet spell is applied at once; under steady ingest
                         # steps come every pace_s with bigger batches instead of competing with appends.
-                        # A step that only moved past other projections' events paces like the read
-                        # models do: a fast-paced runner must not spend a core following traffic it
-                        # ignores (its own events still wait at most that long).
-                        await asyncio.sleep(self.pace_s if self.applied else max(self.pace_s, IDLE_PACE_S))
+                        await asyncio.sleep(self.pace_s)
                         continue
-                    await self.doorbell.wait(seen)  # caught up and quiet
+                    if self.position != before:  # followed others' events: the next look can wait
+                        await asyncio.sleep(max(self.pace_s, FOLLOW_PACE_S))
+                    await self.doorbell.wait(seen)  # caught up
             finally:
                 self.active.clear()
 
@@ -162,7 +167,19 @@ class ProjectionRunner:
         return poisons
 
     async def step(self) -> int:
-        """Apply the next batch; return how many events it consumed (0: caught up)."""
+        """Apply the next batch; return how many of the projection's events it applied (0: caught up)."""
+        event_types = self.projection.event_types
+        now = asyncio.get_running_loop().time()
+        stored_recently = self._stored_at is not None and now - self._stored_at < self.checkpoint_every_s
+        if event_types is not None and stored_recently:
+            # Most appends are other projections' events. Look first, in one read without the
+            # checkpoint's lock: with none of ours up to the head, follow the head in memory only
+            # (positions are visible in order, so nothing of ours can appear below it later).
+            async with self.store.connection() as connection:
+                ours, head = await read_types_after(connection, self.position, 1, event_types)
+            if not ours:
+                self._reached(head)
+                return 0
         name = self.projection.name
         async with self.store.connection() as connection, connection.transaction():
             await connection.execute(
@@ -171,7 +188,6 @@ class ProjectionRunner:
             position = await connection.fetchval(
                 "SELECT position FROM projection_checkpoints WHERE name = $1 FOR UPDATE", name
             )
-            event_types = self.projection.event_types
             if event_types is None:
                 events = await read_after(connection, position, self.batch_size)
                 next_position = events[-1].position if events else position
@@ -179,7 +195,8 @@ class ProjectionRunner:
                 events, head = await read_types_after(connection, position, self.batch_size, event_types)
                 next_position = events[-1].position if len(events) == self.batch_size else head
             if next_position == position:
-                self.position = position
+                self._stored_at = now
+                self._reached(position)
                 return 0
             poisons = await self._apply(connection, events) if events else []
             await record_poisons(connection, name, poisons)
@@ -188,15 +205,19 @@ class ProjectionRunner:
                 name,
                 next_position,
             )
-        self.position = next_position
-        stepped, self._stepped = self._stepped, asyncio.Event()
-        stepped.set()
-        PROJECTION_POSITION.labels(name).set(next_position)
-        PROJECTION_LAG.labels(name).set(max(self.doorbell.head - next_position, 0))
+        self._stored_at = now
+        self._reached(next_position)
         if poisons:
             PROJECTION_SKIPPED.labels(name).inc(len(poisons))
-        self.applied = bool(events)
-        return len(events) or 1  # moving past events of other types is progress too
+        return len(events)  # only moving past other projections' events is being caught up
+
+    def _reached(self, position: int) -> None:
+        if position > self.position:
+            stepped, self._stepped = self._stepped, asyncio.Event()
+            stepped.set()  # wakes read-your-writes waiters (``reached``)
+        self.position = max(self.position, position)
+        PROJECTION_POSITION.labels(self.projection.name).set(position)
+        PROJECTION_LAG.labels(self.projection.name).set(max(self.doorbell.head - position, 0))
 
 
 async def record_poisons(connection: Connection, projection: str, poisons: Sequence[Poison]) -> None:

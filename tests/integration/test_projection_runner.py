@@ -177,14 +177,35 @@ async def test_a_projection_of_few_types_moves_past_all_other_events_to_the_head
     for i in range(30):
         await store.append(f"s{i}", [event("session.updated")])
     run = runner(store, LocationsProjection())
-    assert await run.step() == 1  # progress, though nothing was for this projection
-    assert await checkpoint(db, "locations") == await store.head_position()
-    assert await run.step() == 0
+    assert await run.step() == 0  # caught up: nothing was for this projection ...
+    assert await checkpoint(db, "locations") == await store.head_position()  # ... and it moved past it all
+    assert run.position == await store.head_position()
     location = (FIXTURES / "location.updated.json").read_bytes()
     await EdrvIntake(store, secret=None, tolerance_s=300).receive(location, signature=None, content_type=None)
     run.batch_size = 1
     assert await run.step() == 1
     assert await db.fetchval("SELECT name FROM locations") == "Hafen Laden GmbH"
+    assert await checkpoint(db, "locations") == await store.head_position()
+
+
+async def test_others_events_are_followed_in_memory_and_stored_past_at_most_once_a_second(
+    store: EventStore, db: Db
+) -> None:
+    run = runner(store, LocationsProjection())
+    run.checkpoint_every_s = 3600  # however slow the machine, the next steps come "within the second"
+    assert await run.step() == 0
+    stored = await checkpoint(db, "locations")
+    for i in range(30):
+        await store.append(f"s{i}", [event("session.updated")])
+    # A look without the checkpoint's lock: caught up in memory (read-your-writes waiters see it) ...
+    assert await run.step() == 0
+    assert run.position == await store.head_position()
+    assert await run.reached(await store.head_position(), timeout_s=0.1)
+    assert await checkpoint(db, "locations") == stored  # ... and no write for events it ignores
+    # Its own event is applied at the very next step, and the stored checkpoint moves past everything.
+    location = (FIXTURES / "location.updated.json").read_bytes()
+    await EdrvIntake(store, secret=None, tolerance_s=300).receive(location, signature=None, content_type=None)
+    assert await run.step() == 1
     assert await checkpoint(db, "locations") == await store.head_position()
 
 
