@@ -7,7 +7,7 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from service.db.engine import create_engine, resolve_database_url
+from service.db.engine import create_engine, resolve_migration_url
 from service.settings import load_settings
 
 config = context.config
@@ -16,7 +16,7 @@ config = context.config
 def _url() -> str:
     # `chargeline migrate` passes the URL it resolved; plain `alembic` falls back to the settings.
     url = config.attributes.get("database_url")
-    return str(url) if url else resolve_database_url(load_settings())
+    return str(url) if url else resolve_migration_url(load_settings())
 
 
 def _run(connection: Connection) -> None:
@@ -26,7 +26,8 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_online() -> None:
-    engine = create_engine(_url(), pool_size=1)
+    # No time limits: building an index on a large log may take minutes.
+    engine = create_engine(_url(), pool_size=1, statement_timeout_s=None, idle_in_transaction_timeout_s=None)
     try:
         async with engine.connect() as connection:
             await connection.run_sync(_run)

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 import click
 import msgspec
 
+from service.logs import configure_cli_logging
 from service.settings import Settings, SettingsError, load_settings
 
 
@@ -26,14 +28,16 @@ def _settings() -> Settings:
 
 @click.group(help="Chargeline: a fair, automatic queue for busy EV chargers, fed by eDRV webhooks.")
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Read directly: a malformed setting is reported by the command itself, through this logging.
+    as_json = os.environ.get("CHARGELINE_LOG_FORMAT", "").strip().lower() == "json"
+    configure_cli_logging("INFO", "json" if as_json else "text")
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
 @main.command(help="Apply database migrations, then serve HTTP on CHARGELINE_HOST:CHARGELINE_PORT.")
 def serve() -> None:
     from service.app import create_app
-    from service.db.engine import resolve_database_url
+    from service.db.engine import resolve_database_url, resolve_migration_url
     from service.db.migrate import upgrade_to_head
     from service.server import run_server
 
@@ -42,34 +46,41 @@ def serve() -> None:
         settings.check_startup()
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from exc
+    upgrade_to_head(resolve_migration_url(settings))
     url = resolve_database_url(settings)
     where = (
         "embedded PostgreSQL in " + str(settings.data_dir.resolve())
         if not settings.database_url
         else "PostgreSQL"
     )
-    click.echo(f"database: {where}")
-    upgrade_to_head(url)
     base = f"http://{settings.host}:{settings.port}"
-    click.echo(
-        f"Chargeline is starting on {base}\n"
-        f"  eDRV webhooks   POST {base}/webhooks/edrv\n"
-        f"  event log       GET  {base}/v1/admin/events  (Authorization: Bearer $CHARGELINE_ADMIN_TOKEN)\n"
-        f"  health          GET  {base}/health/ready\n"
-        f"  API docs             {base}/schema"
-    )
+    if settings.log_format == "json":  # log pipelines get one JSON object per line, the banner too
+        logging.getLogger("service").info("Chargeline is starting", extra={"url": base, "database": where})
+    else:
+        _print_banner(base, where)
     # uvicorn re-raises the signal that stopped it once it has shut down; turning SIGTERM into a normal
     # exit lets the embedded PostgreSQL stop cleanly with us (its atexit hook), as Ctrl-C already does.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     run_server(create_app(settings, database_url=url), settings)
 
 
+def _print_banner(base: str, where: str) -> None:
+    click.echo(
+        f"database: {where}\n"
+        f"Chargeline is starting on {base}\n"
+        f"  eDRV webhooks   POST {base}/webhooks/edrv\n"
+        f"  event log       GET  {base}/v1/admin/events  (Authorization: Bearer $CHARGELINE_ADMIN_TOKEN)\n"
+        f"  health          GET  {base}/health/ready\n"
+        f"  API docs             {base}/schema"
+    )
+
+
 @main.command(help="Apply pending database migrations and exit.")
 def migrate() -> None:
-    from service.db.engine import resolve_database_url
+    from service.db.engine import resolve_migration_url
     from service.db.migrate import head_revision, upgrade_to_head
 
-    upgrade_to_head(resolve_database_url(_settings()))
+    upgrade_to_head(resolve_migration_url(_settings()))
     click.echo(f"database schema at {head_revision()}")
 
 

@@ -19,7 +19,6 @@ from litestar.logging import LoggingConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins import InitPluginProtocol
-from litestar.plugins.prometheus import PrometheusController
 from litestar.static_files import create_static_files_router
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -35,15 +34,18 @@ from service.api import (
     webhooks,
 )
 from service.api.drivers import current_driver, driver_rate_limit, token_secret
+from service.api.hardening import allow_every_method, harden
 from service.api.openapi_docs import outbound_webhooks
 from service.api.problems import problem_details_plugin
 from service.db.engine import create_engine, resolve_database_url
+from service.db.roles import privilege_warning
 from service.dispatch.dispatcher import Dispatcher
 from service.dispatch.queues import Queues
 from service.dispatch.scheduler import Scheduler
 from service.edrv.intake import EdrvIntake
 from service.eventlog.doorbell import Doorbell
 from service.eventlog.store import EventStore
+from service.logs import formatter_config
 from service.outbound.outbox import Outbox
 from service.outbound.sender import Sender
 from service.outbound.targets import guarded_transport
@@ -81,13 +83,15 @@ class ChargelinePlugin(InitPluginProtocol):
                     route_handlers=[*tickets.ROUTES, *live.DRIVER_ROUTES],
                     middleware=[driver_rate_limit(self.settings).middleware],
                 ),
-                PrometheusController,
+                health.MetricsController,
                 # The operators' live board: plain HTML, CSS and JavaScript, no build step.
                 create_static_files_router(
                     path="/board", directories=[BOARD_DIR], html_mode=True, name="board"
                 ),
             ]
         )
+        harden(app_config.route_handlers)
+        app_config.before_send.append(allow_every_method)
         app_config.dependencies.update(
             {
                 "engine": Provide(_engine, sync_to_thread=False),
@@ -129,6 +133,7 @@ class ChargelinePlugin(InitPluginProtocol):
         )
         app_config.logging_config = LoggingConfig(
             root={"level": self.settings.log_level, "handlers": ["queue_listener"]},
+            formatters={"standard": formatter_config(self.settings.log_format)},
         )
         return app_config
 
@@ -139,7 +144,14 @@ class ChargelinePlugin(InitPluginProtocol):
         url = self.database_url
         if url is None:  # the embedded server's start blocks for a few seconds on first run
             url = await asyncio.to_thread(resolve_database_url, self.settings)
-        engine = create_engine(url, pool_size=self.settings.db_pool_size)
+        engine = create_engine(
+            url,
+            pool_size=self.settings.db_pool_size,
+            statement_timeout_s=self.settings.db_statement_timeout_s,
+            idle_in_transaction_timeout_s=self.settings.db_idle_in_transaction_timeout_s,
+        )
+        if too_privileged := await privilege_warning(engine):
+            log.warning(too_privileged)
         store = EventStore(engine)
         await store.start()
         intake = EdrvIntake(

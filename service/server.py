@@ -36,6 +36,7 @@ def run_server(app: Litestar, settings: Settings) -> None:
         port=settings.port,
         log_level=settings.log_level.lower(),
         access_log=settings.access_log,
+        log_config=None,  # uvicorn's loggers propagate to the app's handler and format (text or JSON)
         loop="uvloop" if sys.platform != "win32" else "asyncio",
         http="httptools",
         timeout_graceful_shutdown=10,

@@ -19,6 +19,8 @@ class SettingsError(ValueError):
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     database_url: str | None = None
     """SQLAlchemy/asyncpg URL; unset means an embedded PostgreSQL under ``data_dir``."""
+    migration_database_url: str | None = None
+    """The schema owner's URL for migrations; unset: ``database_url`` (which then must own the schema)."""
     data_dir: Path = Path(".chargeline")
     host: str = "127.0.0.1"
     port: int = 8000
@@ -39,7 +41,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     webhook_delivery_timeout_s: float = 10.0
     """How long an app backend has to answer a delivery before it counts as failed (and is retried)."""
     db_pool_size: int = 10
+    db_statement_timeout_s: float = 20.0
+    """PostgreSQL cancels any statement of the service running longer than this."""
+    db_idle_in_transaction_timeout_s: float = 10.0
+    """PostgreSQL ends a session whose transaction sits idle this long (a frozen process holding locks)."""
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"
+    """``json``: one JSON object per line, with the webhook id, stream and position as members."""
     access_log: bool = False
     """One log line per HTTP request; off by default because it costs the hot path ~10 %."""
 

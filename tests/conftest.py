@@ -3,6 +3,10 @@
 With ``TEST_DATABASE_URL`` set, the suite owns that database: its ``public`` schema is dropped and
 rebuilt by the migrations. Otherwise a throwaway embedded PostgreSQL is started in a temporary
 directory and deleted at the end.
+
+The service under test logs in as it does in production, with the least-privileged ``chargeline``
+login (``TEST_SERVICE_DATABASE_URL`` names another), so a privilege it lacks fails a test here first.
+Migrations and the tests' own ``db`` connection use the owner.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import pytest
 from service.db.embedded import start_embedded_postgres
 from service.db.engine import asyncpg_url
 from service.db.migrate import upgrade_to_head
+from service.db.roles import ensure_service_login, service_login_url
 
 FIXTURES = Path(__file__).parent / "fixtures" / "edrv"
 
@@ -40,7 +45,8 @@ async def _reset_schema(url: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def database_url() -> str:
+def owner_database_url() -> str:
+    """The schema owner's URL: migrations ran as it."""
     configured = os.environ.get("TEST_DATABASE_URL")
     if configured:
         url = asyncpg_url(configured)
@@ -52,10 +58,20 @@ def database_url() -> str:
     return url
 
 
+@pytest.fixture(scope="session")
+def database_url(owner_database_url: str) -> str:
+    """The service's URL: its least-privileged login."""
+    configured = os.environ.get("TEST_SERVICE_DATABASE_URL")
+    if configured:
+        return asyncpg_url(configured)
+    asyncio.run(ensure_service_login(plain_dsn(owner_database_url)))
+    return service_login_url(owner_database_url)
+
+
 @pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Db]:
+async def db(owner_database_url: str) -> AsyncIterator[Db]:
     """A direct connection for looking at (and, where a test needs it, bypassing) the service."""
-    connection: Db = await asyncpg.connect(plain_dsn(database_url))
+    connection: Db = await asyncpg.connect(plain_dsn(owner_database_url))
     try:
         yield connection
     finally:

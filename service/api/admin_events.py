@@ -11,7 +11,7 @@ from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
 from service.api.auth import ADMIN_SECURITY, require_admin
-from service.api.problems import BIGINT_MAX, problem_responses
+from service.api.problems import MAX_POSITION, problem_responses
 from service.eventlog.model import RecordedEvent
 from service.eventlog.store import EventStore
 
@@ -58,7 +58,7 @@ async def list_events(
     store: NamedDependency[EventStore],
     after: Annotated[
         int,
-        QueryParameter(ge=0, le=BIGINT_MAX, description="Return events with a position greater than this"),
+        QueryParameter(ge=0, le=MAX_POSITION, description="Return events with a position greater than this"),
     ] = 0,
     limit: Annotated[int, QueryParameter(ge=1, le=1000, description="At most this many events")] = 100,
     stream_id: Annotated[str | None, QueryParameter(description="Only this stream", max_length=200)] = None,

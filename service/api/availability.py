@@ -15,7 +15,7 @@ from litestar.di import NamedDependency
 from litestar.params import PathParameter, QueryParameter
 
 from service.api.auth import ADMIN_SECURITY, require_admin
-from service.api.problems import problem, problem_responses
+from service.api.problems import MINIMUM_ZERO, problem, problem_responses
 from service.eventlog.store import EventStore
 from service.projections import queries
 
@@ -146,7 +146,7 @@ async def list_connectors(
     connector_type: Annotated[
         str | None, QueryParameter(name="type", max_length=50, description="e.g. CCS2 (any casing)")
     ] = None,
-    min_power_kw: Annotated[float | None, QueryParameter(ge=0, le=10_000)] = None,
+    min_power_kw: Annotated[float | None, QueryParameter(ge=0, le=10_000, schema_extra=MINIMUM_ZERO)] = None,
 ) -> ConnectorList:
     async with queries.snapshot(store, "connector_availability") as (connection, as_of):
         found = await queries.connectors(

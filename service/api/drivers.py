@@ -74,14 +74,33 @@ def driver_from_token(token: str, secret: str) -> Driver:
 
 async def current_driver(request: Request[Any, Any, Any]) -> Driver:
     """The dependency every driver endpoint takes: the verified driver, or a 401 problem."""
+    verified = _verified(request)
+    if isinstance(verified, str):
+        raise _unauthorized(verified)
+    return verified
+
+
+_VERIFIED = "chargeline_driver"
+
+
+def _verified(request: Request[Any, Any, Any]) -> Driver | str:
+    """The driver the bearer token proves, or why it proves nothing; verified once per request (the rate
+    limiter asks first, the endpoint's dependency then gets the same answer)."""
+    known: Driver | str | None = request.state.get(_VERIFIED)
+    if known is None:
+        known = request.state[_VERIFIED] = _verify(request)
+    return known
+
+
+def _verify(request: Request[Any, Any, Any]) -> Driver | str:
     scheme, _sep, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise _unauthorized("a driver's bearer token is required")
+        return "a driver's bearer token is required"
     secret: str = request.app.state.jwt_secret
     try:
         return driver_from_token(token.strip(), secret)
     except jwt.InvalidTokenError as exc:
-        raise _unauthorized(f"the token is not valid: {exc}") from None
+        return f"the token is not valid: {exc}"
 
 
 def _unauthorized(detail: str) -> Exception:
@@ -91,10 +110,11 @@ def _unauthorized(detail: str) -> Exception:
 
 
 def _rate_limit_key(request: Request[Any, Any, Any]) -> str:
-    """Per token (a hash of it: never the token itself in memory keys), else per client address."""
-    authorization = request.headers.get("authorization")
-    if authorization:
-        return "token:" + hashlib.sha256(authorization.encode()).hexdigest()
+    """Per verified driver, so that a driver holding several tokens gets no more than one budget; requests
+    without a valid token share their client address's (fresh garbage tokens buy nothing)."""
+    verified = _verified(request)
+    if isinstance(verified, Driver):
+        return "driver:" + hashlib.sha256(verified.id.encode()).hexdigest()
     return "address:" + (request.client.host if request.client else "unknown")
 
 

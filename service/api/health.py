@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import msgspec
-from litestar import get
+from litestar import Response, get
 from litestar.di import NamedDependency
+from litestar.plugins.prometheus import PrometheusController
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.api.problems import problem, problem_responses
@@ -62,3 +63,16 @@ async def ready(engine: NamedDependency[AsyncEngine]) -> Readiness:
             head=head,
         )
     return Readiness(status="ok", database=True, migration=migration, head=head)
+
+
+class MetricsController(PrometheusController):
+    """Litestar's Prometheus endpoint, documented as the text it serves (not as JSON)."""
+
+    @get(
+        media_type="text/plain",
+        tags=["Health"],
+        summary="Prometheus metrics in the text exposition format",
+    )
+    async def get(self) -> Response[bytes]:
+        response: Response[bytes] = await PrometheusController.get.fn(self)
+        return response

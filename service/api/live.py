@@ -15,19 +15,20 @@ import msgspec
 from litestar import Request, Response, get
 from litestar.datastructures import State
 from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import HeaderParameter, QueryParameter
 from litestar.response import ServerSentEvent
 
 from service.api.admin_events import EventOut
 from service.api.auth import ADMIN_SECURITY, require_admin
 from service.api.drivers import DRIVER_SECURITY, Driver
-from service.api.problems import BIGINT_MAX, problem_responses
+from service.api.problems import MAX_POSITION, MINIMUM_ZERO, problem_responses
 from service.api.queues import QueueBoard, known_location, queue_board
 from service.api.ticket_out import TicketOut
 from service.api.ticket_reads import own_ticket, present_ticket, settle
 from service.api.tickets import DRIVER_ERRORS, LocationId, TicketId
 from service.dispatch.queues import Queues, stream_of
-from service.eventlog.model import RecordedEvent
+from service.eventlog.model import RecordedEvent, StoreUnavailable
 from service.eventlog.store import read_after
 from service.projections import queue_queries
 from service.queue.events import TicketEvent, decode_event
@@ -41,11 +42,13 @@ LastEventId = Annotated[
     HeaderParameter(
         name="Last-Event-ID",
         ge=0,
-        le=BIGINT_MAX,
+        le=MAX_POSITION,
+        schema_extra=MINIMUM_ZERO,
         description="Resume after this log position (sent by EventSource)",
     ),
 ]
 _json = msgspec.json.Encoder()
+SSE = "text/event-stream"
 SSE_DOC = "A text/event-stream; every message's id is a log position"
 
 
@@ -71,7 +74,11 @@ def limits_of(state: State) -> StreamLimits:
     description=f"{SSE_DOC}. The first message is the ticket as it is now (after a reconnect: only if it "
     "changed since Last-Event-ID). The stream ends after the ticket ends; reconnecting then gets a 204.",
     security=DRIVER_SECURITY,
-    responses=problem_responses(**DRIVER_ERRORS, e404="No such ticket of yours"),
+    media_type=SSE,
+    responses={
+        204: ResponseSpec(None, description="The ticket ended at or before Last-Event-ID: nothing more"),
+        **problem_responses(**DRIVER_ERRORS, e404="No such ticket of yours"),
+    },
 )
 async def follow_ticket(
     request: Request[object, object, State],
@@ -82,6 +89,11 @@ async def follow_ticket(
     last_event_id: LastEventId = None,
 ) -> Response[bytes] | ServerSentEvent:
     ticket = await own_ticket(queues.store, driver, ticket_id)
+    if ticket.live and last_event_id is not None:
+        # The client may have seen it end through another instance, ahead of the read model here: once
+        # the read model has what the client has seen, an ended ticket gets its 204 on every instance.
+        await settle(request.app.state, queues.store, last_event_id)
+        ticket = await own_ticket(queues.store, driver, ticket_id)
     location = ticket.location_id
     if not ticket.live and last_event_id is not None:
         async with queues.store.connection() as connection:
@@ -106,18 +118,28 @@ async def follow_ticket(
                 first.append(end("the ticket has ended", None))
 
             async def react(events: Sequence[RecordedEvent]) -> Sequence[Message]:
-                nonlocal state, mine, last
-                position = None
-                for event in events:
-                    if event.version <= state.version:
-                        continue  # already in the state the stream started from
+                nonlocal state, mine
+                # Already in the state the stream started from: skipped.
+                fresh = [event for event in events if event.version > state.version]
+                messages: list[Message] = []
+                for n, event in enumerate(fresh):
                     change = decode_event(event.type, event.data)
                     state = evolve_queue(state, change)
-                    if isinstance(change, TicketEvent) and change.ticket_id == ticket_id:
-                        mine = evolve_ticket(mine, change, location) or mine
-                    position = event.position
-                if position is None:
-                    return []
+                    if not (isinstance(change, TicketEvent) and change.ticket_id == ticket_id):
+                        continue
+                    mine = evolve_ticket(mine, change, location) or mine
+                    following = fresh[n + 1] if n + 1 < len(fresh) else None
+                    # Each update of the ticket (the events one append wrote: they share recorded_at) gets
+                    # its own message, even when a stream that fell behind gets several in one batch.
+                    if following is not None and following.recorded_at != event.recorded_at:
+                        messages += await show(event.position, messages)
+                if fresh:  # and what the rest (its place in line) made of it
+                    messages += await show(fresh[-1].position, messages)
+                return messages
+
+            async def show(position: int, earlier: list[Message]) -> list[Message]:
+                """The ticket as of ``position``, if the driver would see anything new in it."""
+                nonlocal last
                 now = datetime.now(UTC)
                 current = state.tickets.get(ticket_id, mine)
                 site = None
@@ -131,14 +153,25 @@ async def follow_ticket(
                 last = view
                 message = _ticket_message(view, position)
                 if view.status not in ("waiting", "offered", "held"):
-                    raise Ended([message, end("the ticket has ended", None)])
+                    raise Ended([*earlier, message, end("the ticket has ended", None)])
                 return [message]
+
+            async def react_or_nothing(events: Sequence[RecordedEvent]) -> Sequence[Message]:
+                """``react``, undone if the database is away (the stream calls it again with the same
+                events: they must not look as if already seen)."""
+                nonlocal state, mine, last
+                before = state, mine, last
+                try:
+                    return await react(events)
+                except StoreUnavailable:
+                    state, mine, last = before
+                    raise
 
             if not mine.live:
                 for message in first:
                     yield message
                 return
-            async for message in stream(first, subscription, react, limits_of(request.app.state)):
+            async for message in stream(first, subscription, react_or_nothing, limits_of(request.app.state)):
                 yield message
 
     return ServerSentEvent(messages())
@@ -149,6 +182,7 @@ async def follow_ticket(
     tags=["Queue"],
     summary="Follow a location's public board: `event: queue` with the whole board on every change",
     description=f"{SSE_DOC}. Sent on every change of the queue or of the location's connectors.",
+    media_type=SSE,
     responses=problem_responses(e404="No such location"),
 )
 async def follow_queue(
@@ -202,6 +236,7 @@ async def follow_queue(
     tags=["Admin"],
     summary="Follow the event log: every event as it commits, `event: <its type>`",
     description=f"{SSE_DOC}. With Last-Event-ID (or `after`), the events after that position come first.",
+    media_type=SSE,
     responses=problem_responses(e400="A parameter is out of range", e401="Missing or wrong admin token"),
 )
 async def follow_log(
@@ -212,7 +247,10 @@ async def follow_log(
         str | None, QueryParameter(max_length=200, description="Only events whose type starts with this")
     ] = None,
     after: Annotated[
-        int | None, QueryParameter(ge=0, le=BIGINT_MAX, description="Start after this position")
+        int | None,
+        QueryParameter(
+            ge=0, le=MAX_POSITION, schema_extra=MINIMUM_ZERO, description="Start after this position"
+        ),
     ] = None,
     last_event_id: LastEventId = None,
 ) -> ServerSentEvent:

@@ -21,8 +21,13 @@ from service.queue.decide import Rejected
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_S = 5
-BIGINT_MAX = 2**63 - 1
-"""Log positions and row ids are PostgreSQL bigints: a larger number in a request is a 400, not a 500."""
+MAX_POSITION = 2**53 - 1
+"""The largest log position or row id a request may name: a larger number is a 400, not a 500 (they are
+PostgreSQL bigints). Below 2**63 so that the bound is exact in a JSON number (a double): clients and
+fuzzers reading the document's ``maximum`` as a double must not think 2**63 + 191 allowed."""
+
+MINIMUM_ZERO = {"minimum": 0}
+"""``schema_extra`` for optional parameters with ``ge=0``: Litestar leaves a zero bound out of its schema."""
 
 
 class ProblemDetails(msgspec.Struct, frozen=True):

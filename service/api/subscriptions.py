@@ -15,7 +15,7 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody, Parameter, QueryParameter
 
 from service.api.auth import ADMIN_SECURITY, require_admin
-from service.api.problems import BIGINT_MAX, problem, problem_responses
+from service.api.problems import MAX_POSITION, problem, problem_responses
 from service.eventlog.store import EventStore
 from service.outbound import subscriptions
 from service.outbound.deliveries import DeliveryOut, DeliveryStatus, list_deliveries
@@ -242,7 +242,7 @@ async def deliveries(
     ] = None,
     before_id: Annotated[
         int | None,
-        QueryParameter(ge=1, le=BIGINT_MAX, description="Only deliveries older than this one (paging)"),
+        QueryParameter(ge=1, le=MAX_POSITION, description="Only deliveries older than this one (paging)"),
     ] = None,
     limit: Annotated[int, QueryParameter(ge=1, le=200, description="At most this many")] = 50,
 ) -> DeliveryPage:

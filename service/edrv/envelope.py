@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime
 
 import msgspec
@@ -50,7 +51,10 @@ def decode_envelope(body: bytes) -> tuple[Envelope, str | None]:
     try:
         envelope = _envelope_decoder.decode(body)
     except msgspec.ValidationError as exc:
+        _require_json(body)  # typed decoding stops at the first wrong value: garbage after it is not JSON
         raise InvalidEnvelope(str(exc)) from exc
+    except RecursionError:  # JSON nested deeper than any resource is: authentic junk, kept for operators
+        raise InvalidEnvelope("the body is nested too deeply") from None
     if not envelope.id:
         raise InvalidEnvelope("`_id` must not be empty")
     if not envelope.type:
@@ -59,7 +63,15 @@ def decode_envelope(body: bytes) -> tuple[Envelope, str | None]:
         resource = _resource_decoder.decode(envelope.data)
     except msgspec.ValidationError:
         raise InvalidEnvelope("`data` must be an object") from None
+    except RecursionError:
+        raise InvalidEnvelope("`data` is nested too deeply") from None
     return envelope, _resource_id(resource.id)
+
+
+def _require_json(body: bytes) -> None:
+    """Raises ``msgspec.DecodeError`` unless ``body`` is JSON (quarantine keeps JSON, never garbage)."""
+    with contextlib.suppress(RecursionError):  # too deep to check: refused as an envelope all the same
+        msgspec.json.decode(body)
 
 
 def _resource_id(raw: msgspec.Raw) -> str | None:

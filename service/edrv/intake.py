@@ -9,6 +9,7 @@ never stored twice and never lost.
 from __future__ import annotations
 
 import hashlib
+import logging
 from datetime import UTC, datetime
 from typing import NoReturn
 
@@ -16,8 +17,17 @@ import msgspec
 
 from service.edrv.envelope import InvalidEnvelope, decode_envelope, stream_id_for
 from service.edrv.signature import verify_signature
-from service.eventlog.model import AppendResult, InboxKey, NewEvent, UnstorableEvent
+from service.eventlog.model import (
+    Appended,
+    AppendResult,
+    Duplicate,
+    InboxKey,
+    NewEvent,
+    UnstorableEvent,
+)
 from service.eventlog.store import EventStore
+
+log = logging.getLogger(__name__)
 
 SOURCE = "edrv"
 SCHEMA_VERSION = 1
@@ -87,11 +97,37 @@ class EdrvIntake:
         inbox = InboxKey(
             source=SOURCE, external_id=envelope.id, payload_sha256=hashlib.sha256(body).digest(), body=body
         )
+        stream_id = stream_id_for(envelope, resource_id)
         try:
-            return await self._store.append(stream_id_for(envelope, resource_id), [event], inbox=inbox)
+            result = await self._store.append(stream_id, [event], inbox=inbox)
         except UnstorableEvent as exc:
-            await self._quarantine(body, content_type, str(exc))
+            await self._quarantine(body, content_type, str(exc), webhook_id=envelope.id)
+        if log.isEnabledFor(logging.INFO):
+            outcome, position = _outcome(result)
+            log.info(
+                "webhook %s",
+                outcome,
+                extra={
+                    "webhook_id": envelope.id,
+                    "event_type": envelope.type,
+                    "stream_id": stream_id,
+                    "position": position,
+                },
+            )
+        return result
 
-    async def _quarantine(self, body: bytes, content_type: str | None, reason: str) -> NoReturn:
-        await self._store.quarantine(source=SOURCE, reason=reason, content_type=content_type, body=body)
+    async def _quarantine(
+        self, body: bytes, content_type: str | None, reason: str, *, webhook_id: str | None = None
+    ) -> NoReturn:
+        row = await self._store.quarantine(source=SOURCE, reason=reason, content_type=content_type, body=body)
+        log.warning("webhook quarantined: %s", reason, extra={"webhook_id": webhook_id, "quarantine_id": row})
         raise Quarantined(reason)
+
+
+def _outcome(result: AppendResult) -> tuple[str, int]:
+    """What became of a delivery, and the log position that holds it."""
+    if isinstance(result, Appended):
+        return "stored", result.positions[0]
+    if isinstance(result, Duplicate):
+        return "duplicate", result.position
+    return "conflict", result.original_position

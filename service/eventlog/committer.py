@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 from service.eventlog.model import StoreUnavailable
+from service.metrics import APPEND_BATCH_SIZE
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +111,7 @@ class GroupCommitter(Generic[Request, Result]):
         finally:
             self._slots.release()
         self.batches += 1
+        APPEND_BATCH_SIZE.observe(len(batch))
         for (_, future), result in zip(batch, results, strict=True):
             if future.done():
                 continue

@@ -18,6 +18,8 @@ from service.eventlog.store import NOTIFY_CHANNEL
 log = logging.getLogger(__name__)
 
 KEEPALIVE_S = 5.0
+LISTENER_NAME = "chargeline-listener"
+"""The LISTEN connection's application_name."""
 
 
 class Doorbell:
@@ -83,6 +85,9 @@ class Doorbell:
             closed = asyncio.Event()
             driver.add_termination_listener(lambda _: closed.set())
             await driver.add_listener(NOTIFY_CHANNEL, self._ring)
+            # Named, so operators (and tests) can see in pg_stat_activity that a listener is connected;
+            # the connection is never handed back to the pool, so the name goes with it.
+            await driver.execute(f"SET application_name = '{LISTENER_NAME}'")
             self.head = max(self.head, await driver.fetchval("SELECT coalesce(max(position), 0) FROM events"))
             self.listening.set()
             self._ring()  # anything committed while we were not listening

@@ -48,6 +48,8 @@ async def rebuild(
                 "SELECT pg_try_advisory_lock($1)", lease_key(f"rebuild.{schema}")
             ):
                 raise RebuildInProgress(f"{projection.name} is already being rebuilt")
+            # Folding a long history and saving it in bulk outlasts the service's statement limit.
+            await connection.execute("SET statement_timeout = 0")
             poisons: list[Poison] = []  # recorded at the swap: the live runner never sees those past it
             await _prepare(connection, schema, projection.tables)
             position = await _fold_history(connection, projection, progress, poisons)

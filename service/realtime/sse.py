@@ -16,11 +16,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 import msgspec
 from litestar.response import ServerSentEventMessage
 
-from service.eventlog.model import RecordedEvent
+from service.eventlog.model import RecordedEvent, StoreUnavailable
 from service.realtime.feed import Subscription
 
 Message = ServerSentEventMessage
+REACT_RETRY_S = 0.5
+"""How often a stream tries again to make its messages while the database is away."""
 React = Callable[[Sequence[RecordedEvent]], Awaitable[Sequence[Message]]]
+"""Makes a batch of events into messages. If it raises ``StoreUnavailable`` it must leave no trace: it
+is called again with the same events once the database is back."""
 
 
 class StreamLimits(msgspec.Struct, frozen=True, kw_only=True):
@@ -66,12 +70,25 @@ async def stream(
                 yield Message(data=None, comment="keep-alive")
                 quiet_since = loop.time()
             continue
-        try:
-            messages = await react([event, *subscription.pending()])
-        except Ended as ended:
-            for message in ended.args[0] if ended.args else ():
-                yield message
-            return
+        batch = [event, *subscription.pending()]
+        while True:
+            try:
+                messages = await react(batch)
+                break
+            except Ended as ended:
+                for message in ended.args[0] if ended.args else ():
+                    yield message
+                return
+            except StoreUnavailable:
+                # The database is away. Keep the stream and these events, and try again until it is
+                # back: a reconnect would be refused meanwhile, and EventSource gives up on a refusal.
+                if subscription.closed or loop.time() >= deadline:
+                    yield end("the database is unavailable; reconnect with Last-Event-ID", limits.retry_ms)
+                    return
+                if loop.time() - quiet_since >= limits.keepalive_s:
+                    yield Message(data=None, comment="keep-alive")
+                    quiet_since = loop.time()
+                await asyncio.sleep(min(limits.keepalive_s, REACT_RETRY_S))
         for message in messages:
             yield message
             quiet_since = loop.time()

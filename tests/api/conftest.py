@@ -29,6 +29,8 @@ def settings_for_tests(tmp_path: Path, **overrides: object) -> Settings:
         "admin_token": ADMIN_TOKEN,
         "webhook_secret": None,
         "jwt_secret": JWT_SECRET,
+        # Tests poll a driver's ticket far faster than any app; the rate limit has tests of its own.
+        "driver_rate_limit": 100_000,
     }
     base.update(overrides)
     return load_settings({}, **base)

@@ -5,12 +5,14 @@ from __future__ import annotations
 import base64
 import json
 import time
+import warnings
 from pathlib import Path
 
 import jwt
 import pytest
 from litestar.testing import AsyncTestClient
 
+from service.api.drivers import mint_token
 from service.app import create_app
 from service.simulate.edrv import location_created
 from tests.api.conftest import JWT_SECRET, Client, settings_for_tests
@@ -34,6 +36,18 @@ def _unsigned(claims: dict[str, object]) -> str:
     return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}."
 
 
+def _same_key_other_alg() -> str:
+    with warnings.catch_warnings():  # the test key is short for HS384, and that is beside the point
+        warnings.simplefilter("ignore", jwt.warnings.InsecureKeyLengthWarning)
+        return jwt.encode({"sub": "alice"}, JWT_SECRET, algorithm="HS384")
+
+
+def _resigned_as_none(token: str) -> str:
+    """A genuine token's claims under an ``alg: none`` header, signature dropped."""
+    claims = jwt.decode(token, options={"verify_signature": False})
+    return _unsigned(claims)
+
+
 @pytest.mark.parametrize(
     ("authorization", "why"),
     [
@@ -48,8 +62,41 @@ def _unsigned(claims: dict[str, object]) -> str:
         (f"Bearer {_unsigned({'sub': 'alice'})}", "not valid"),
         (f"Bearer {jwt.encode({'exp': int(time.time()) + 60}, JWT_SECRET)}", "sub"),
         (f"Bearer {jwt.encode({'sub': 'alice'}, JWT_SECRET * 2, algorithm='HS512')}", "not valid"),
+        (f"Bearer {_same_key_other_alg()}", "alg value is not allowed"),
+        (f"Bearer {jwt.encode({'sub': 'alice', 'nbf': int(time.time()) + 600}, JWT_SECRET)}", "not yet"),
+        (f"Bearer {jwt.encode({'sub': ''}, JWT_SECRET)}", "sub"),
+        (f"Bearer {jwt.encode({'sub': 42}, JWT_SECRET)}", "not valid"),
+        (f"Bearer {jwt.encode({'sub': 'a' * 201}, JWT_SECRET)}", "sub"),
+        (f"Bearer {jwt.encode({'sub': 'alice', 'edrv_user': 7}, JWT_SECRET)}", "edrv_user"),
+        (f"Bearer {jwt.encode({'sub': 'alice', 'exp': 'tomorrow'}, JWT_SECRET)}", "not valid"),
+        (f"Bearer {_unsigned({'sub': 'alice'}).replace('none', 'None')}", "not valid"),
+        (f"Bearer {_resigned_as_none(mint_token(JWT_SECRET, 'alice'))}", "not valid"),
+        ("Bearer", "required"),
+        ("Bearer  ", "required"),
+        (f"Token {mint_token(JWT_SECRET, 'alice')}", "required"),
     ],
-    ids=["missing", "other-scheme", "garbage", "forged", "expired", "alg-none", "no-subject", "other-alg"],
+    ids=[
+        "missing",
+        "other-scheme",
+        "garbage",
+        "forged",
+        "expired",
+        "alg-none",
+        "no-subject",
+        "other-alg",
+        "hs384-same-key",
+        "future-nbf",
+        "empty-subject",
+        "numeric-subject",
+        "long-subject",
+        "numeric-edrv-user",
+        "unreadable-exp",
+        "alg-None",
+        "valid-token-stripped-of-signature",
+        "bearer-without-token",
+        "bearer-blank",
+        "valid-token-other-scheme",
+    ],
 )
 async def test_driver_endpoints_refuse_missing_forged_expired_and_unsigned_tokens(
     client: Client, authorization: str | None, why: str
@@ -61,6 +108,7 @@ async def test_driver_endpoints_refuse_missing_forged_expired_and_unsigned_token
         ("POST", "/v1/tickets/t1/accept"),
         ("POST", "/v1/tickets/t1/snooze"),
         ("DELETE", "/v1/tickets/t1"),
+        ("GET", "/v1/tickets/t1/events"),
     ):
         response = await client.request(method, path, headers=headers, json={} if method == "POST" else None)
         assert response.status_code == 401, (method, path, response.text)
@@ -140,14 +188,33 @@ async def test_a_new_ticket_waits_in_line_with_its_place_and_normalised_requirem
     assert fetched.json() == third | {"eta": fetched.json()["eta"]}
 
 
-async def test_a_driver_cannot_see_or_touch_anyone_elses_ticket(client: Client) -> None:
+async def test_a_driver_cannot_see_or_touch_anyone_elses_ticket(database_url: str, tmp_path: Path) -> None:
+    # Streams end after a second here: a stream wrongly opened to another driver ends and fails the test.
+    settings = settings_for_tests(tmp_path, sse_lifetime_s=1, sse_keepalive_s=0.5)
+    async with AsyncTestClient(app=create_app(settings, database_url=database_url)) as client:
+        await _cannot_see_or_touch(client)
+
+
+async def _cannot_see_or_touch(client: Client) -> None:
     await open_site(client, *harbour())
     ticket = await join(client, "alice")
-    for method, suffix in (("GET", ""), ("POST", "/accept"), ("POST", "/snooze"), ("DELETE", "")):
-        response = await client.request(
-            method, f"/v1/tickets/{ticket['id']}{suffix}", headers=driver("mallory")
-        )
-        assert response.status_code == 404, (method, suffix)
+    # Every driver endpoint on a ticket, found from the route table so that a new one is covered too.
+    ticket_routes = [
+        (method, path.replace("{ticket_id:str}", ticket["id"]))
+        for path, handlers in client.app.route_handler_method_map.items()
+        if path.startswith("/v1/tickets/{ticket_id:str}")
+        for method in handlers
+        if method not in ("OPTIONS", "HEAD")
+    ]
+    assert len(ticket_routes) >= 5
+    poll = {"If-None-Match": '"1.1.0"'}
+    for method, path in [*ticket_routes, ("GET", f"/v1/tickets/{ticket['id']}?wait=1")]:
+        response = await client.request(method, path, headers=driver("mallory") | poll)
+        assert response.status_code == 404, (method, path, response.text)
+        assert response.headers["content-type"] == "application/problem+json"
+        # The same driver id under another eDRV user is the same driver: still not mallory's ticket.
+        response = await client.request(method, path, headers=driver("mallory", "edrv-alice"))
+        assert response.status_code == 404, (method, path)
     assert (await client.get("/v1/tickets/no-such-ticket", headers=driver("alice"))).status_code == 404
     assert (await client.get(f"/v1/tickets/{ticket['id']}", headers=driver("alice"))).json()[
         "status"
@@ -249,13 +316,29 @@ async def test_snoozing_passes_the_connector_to_the_next_driver_and_keeps_the_pl
     assert offered["offer"]["connector_id"] == "ccs"
 
 
-async def test_driver_endpoints_are_rate_limited_per_token(database_url: str, tmp_path: Path) -> None:
+async def test_driver_endpoints_are_rate_limited_per_driver_however_many_tokens_they_hold(
+    database_url: str, tmp_path: Path
+) -> None:
     app = create_app(settings_for_tests(tmp_path, driver_rate_limit=5), database_url=database_url)
-    alice = driver("alice")  # one token: minted again a second later, it would be another token
+    tokens = [
+        {"Authorization": f"Bearer {mint_token(JWT_SECRET, 'alice', ttl_s=3600 + n)}"} for n in range(3)
+    ]
+    assert len({t["Authorization"] for t in tokens}) == 3
     async with AsyncTestClient(app=app) as client:
-        statuses = [(await client.get("/v1/tickets/x", headers=alice)).status_code for _ in range(7)]
-        assert statuses[:5] == [404] * 5
-        limited = await client.get("/v1/tickets/x", headers=alice)
+        statuses = [(await client.get("/v1/tickets/x", headers=tokens[n % 3])).status_code for n in range(6)]
+        assert statuses == [404] * 5 + [429]
+        limited = await client.get("/v1/tickets/x", headers=tokens[2])
         assert limited.status_code == 429
         assert limited.headers["content-type"] == "application/problem+json"
         assert (await client.get("/v1/tickets/x", headers=driver("bob"))).status_code == 404  # own budget
+
+
+async def test_invalid_tokens_share_their_client_address_budget(database_url: str, tmp_path: Path) -> None:
+    app = create_app(settings_for_tests(tmp_path, driver_rate_limit=3), database_url=database_url)
+    async with AsyncTestClient(app=app) as client:
+        statuses = [
+            (await client.get("/v1/tickets/x", headers={"Authorization": f"Bearer junk-{n}"})).status_code
+            for n in range(4)
+        ]
+        assert statuses == [401, 401, 401, 429]
+        assert (await client.get("/v1/tickets/x", headers=driver("bob"))).status_code == 404

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+import random
 import time
 from pathlib import Path
 
 import msgspec
+import pytest
 from litestar.testing import AsyncTestClient
 
 from service.api.webhooks import MAX_WEBHOOK_BODY
 from service.app import create_app
-from service.edrv.signature import sign, signature_header
+from service.edrv.signature import sign, signature_header, signed_payload
 from tests.api.conftest import SECRET, Client, settings_for_tests
 from tests.conftest import FIXTURES, Db
 
@@ -254,3 +256,125 @@ async def test_an_unreadable_created_at_is_kept_in_metadata_not_refused(client: 
     assert row is not None
     assert json.loads(row["metadata"])["created_at"] == "yesterday at noon"
     assert abs((row["occurred_at"] - row["recorded_at"]).total_seconds()) < 60  # fell back to receipt time
+
+
+async def stored(db: Db) -> tuple[int, int, int]:
+    """What the log kept: (events, inbox keys, quarantined bodies)."""
+    row = await db.fetchrow(
+        "SELECT (SELECT count(*) FROM events) AS events, (SELECT count(*) FROM inbox) AS inbox,"
+        " (SELECT count(*) FROM quarantine) AS quarantine"
+    )
+    assert row is not None
+    return row["events"], row["inbox"], row["quarantine"]
+
+
+async def test_random_bytes_get_400_and_only_what_is_json_is_kept_in_quarantine(
+    client: Client, db: Db
+) -> None:
+    generator = random.Random(20261129)
+    bodies = [generator.randbytes(generator.randint(1, 4096)) for _ in range(40)]
+    bodies += [b"\x00", b"\xff\xfe{", b"{}" * 1000, b"null", b"12", b'"_id"', b"[]", b"\xef\xbb\xbf{}"]
+    for body in bodies:
+        status, response, headers = await post(client, body)
+        assert_problem(status, response, headers, 400)
+    assert await db.fetchval("SELECT count(*) FROM events") == 0
+    for (kept,) in await db.fetch("SELECT body FROM quarantine"):
+        msgspec.json.decode(bytes(kept))  # quarantine holds authentic JSON only, never garbage
+
+
+async def test_every_truncation_of_a_delivery_gets_400_and_stores_nothing(client: Client, db: Db) -> None:
+    for cut in range(1, len(STARTED) - 1, 7):
+        status, response, headers = await post(client, STARTED[:cut])
+        assert_problem(status, response, headers, 400)
+    assert await stored(db) == (0, 0, 0)
+    assert (await post(client, STARTED))[:2] == (200, b"")  # the whole delivery is still taken after all that
+
+
+@pytest.mark.parametrize("where", ["body", "data", "field"])
+async def test_json_nested_a_hundred_thousand_deep_gets_400_and_is_quarantined_not_a_crash(
+    client: Client, db: Db, where: str
+) -> None:
+    deep = b"[" * 100_000 + b"]" * 100_000
+    body = {
+        "body": deep,
+        "data": b'{"_id": "deep-1", "type": "session.updated", "data": ' + deep + b"}",
+        "field": b'{"_id": "deep-2", "type": "session.updated", "data": {"_id": "s", "x": ' + deep + b"}}",
+    }[where]
+    status, response, headers = await post(client, body)
+    assert_problem(status, response, headers, 400)
+    assert await stored(db) == (0, 0, 1)
+    assert bytes(await db.fetchval("SELECT body FROM quarantine")) == body
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [None, "text/plain", "application/x-www-form-urlencoded", "application/xml", "multipart/form-data; b=x"],
+)
+async def test_a_delivery_is_judged_by_its_bytes_not_its_content_type(
+    client: Client, db: Db, content_type: str | None
+) -> None:
+    headers = {"content-type": content_type} if content_type else {}
+    response = await client.post("/webhooks/edrv", content=STARTED, headers=headers)
+    assert (response.status_code, response.content) == (200, b"")
+    response = await client.post("/webhooks/edrv", content=b"a=1&b=2", headers=headers)
+    assert_problem(response.status_code, response.content, dict(response.headers), 400)
+    assert await stored(db) == (1, 1, 0)
+
+
+@pytest.mark.parametrize(
+    ("header", "why"),
+    [
+        ("", "missing"),
+        ("t=,v1=", "malformed"),
+        ("t=abc,v1=00", "numeric"),
+        ("t=1,t=2,v1=00", "numeric"),
+        ("v1=" + "0" * 64, "numeric"),
+        ("t=NOW", "no v1"),
+        ("t=NOW,v1=" + "0" * 64, "does not match"),
+        ("t=NOW,v1=zz\u00e9", "does not match"),
+        ("t=NOW,v1=" + "a" * 10_000, "does not match"),
+        ("sha256=" + "0" * 64, "does not match"),
+        ("sha256=", "does not match"),
+        ("t=FUTURE,v1=SIGNED", "away from now"),
+        ("t=STALE,v1=SIGNED", "away from now"),
+        ("t=STALE_MS,v1=SIGNED", "away from now"),
+        ("t=NOW,v1=OTHER_SECRET", "does not match"),
+    ],
+)
+async def test_missing_malformed_wrong_and_stale_signatures_get_401_and_store_nothing(
+    signed_client: Client, db: Db, header: str, why: str
+) -> None:
+    now = int(time.time())
+    stamps = {"NOW": now, "FUTURE": now + 3600, "STALE": now - 3600, "STALE_MS": (now - 3600) * 1000}
+    for name in sorted(stamps, key=len, reverse=True):
+        if f"t={name}," in header or header == f"t={name}":
+            stamp = str(stamps[name])
+            header = header.replace(f"t={name}", f"t={stamp}")
+            header = header.replace("v1=SIGNED", f"v1={sign(SECRET, signed_payload(stamp, STARTED))}")
+            header = header.replace("v1=OTHER_SECRET", f"v1={sign('other', signed_payload(stamp, STARTED))}")
+    response = await signed_client.post(
+        "/webhooks/edrv",
+        content=STARTED,
+        headers={b"edrv-signature": header.encode(), b"content-type": b"application/json"},
+    )
+    problem = assert_problem(response.status_code, response.content, dict(response.headers), 401)
+    assert why in str(problem["detail"]), problem
+    assert await stored(db) == (0, 0, 0)
+
+
+async def test_a_replayed_signed_delivery_within_the_tolerance_is_stored_once(
+    signed_client: Client, db: Db
+) -> None:
+    captured = signed(STARTED)
+    for _ in range(3):
+        assert (await post(signed_client, STARTED, captured))[:2] == (200, b"")
+    assert await stored(db) == (1, 1, 0)
+
+
+async def test_a_replayed_signed_delivery_past_the_tolerance_gets_401_and_stores_nothing(
+    signed_client: Client, db: Db
+) -> None:
+    captured = signed(STARTED, at=time.time() - 301)  # signed just over the 300 s tolerance ago
+    status, body, headers = await post(signed_client, STARTED, captured)
+    assert_problem(status, body, headers, 401)
+    assert await stored(db) == (0, 0, 0)

@@ -34,15 +34,19 @@ class Server:
         }
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[str] | None = None
+        # A file, not a pipe: a server logging every webhook would fill a pipe nobody reads and block.
+        self.log_path = data_dir.with_name(data_dir.name + ".log")
 
     def start(self) -> None:
-        self.process = subprocess.Popen(
-            [str(BIN / "chargeline"), "serve"],
-            env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("a") as log:  # restarts append: output() holds every run
+            self.process = subprocess.Popen(
+                [str(BIN / "chargeline"), "serve"],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             assert self.process.poll() is None, self.output()
@@ -61,11 +65,8 @@ class Server:
         return self.output()
 
     def output(self) -> str:
-        assert self.process is not None
-        if self.process.poll() is None:
-            return "(still running)"
-        assert self.process.stdout is not None
-        return self.process.stdout.read()
+        """Everything the server printed so far (every start of it)."""
+        return self.log_path.read_text(errors="replace")
 
     def chargeline(self, *args: str) -> str:
         return subprocess.run(

@@ -51,6 +51,8 @@ def test_serve_accepts_the_scenario_and_keeps_it_across_a_restart(server: Server
     assert server.process is not None
     assert server.process.returncode == 0, output
     assert "http://127.0.0.1" in output  # the URLs are printed for the newcomer
+    # It migrated as the embedded server's superuser and served as its least-privileged login.
+    assert "may UPDATE, DELETE or TRUNCATE the event log" not in output
     assert not postmaster_running(data_dir), "the embedded PostgreSQL must stop with the service"
 
     server.start()  # a second start reuses the data

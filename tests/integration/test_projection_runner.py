@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.db.engine import create_engine
+from service.db.roles import SERVICE_ROLE
 from service.edrv.intake import EdrvIntake
 from service.eventlog.doorbell import Doorbell
 from service.eventlog.model import RecordedEvent
@@ -44,6 +45,7 @@ class CountingProjection:
 @pytest.fixture(autouse=True)
 async def _applied_table(db: Db) -> None:
     await db.execute("CREATE TABLE IF NOT EXISTS test_applied (position bigint PRIMARY KEY)")
+    await db.execute(f"GRANT SELECT, INSERT ON test_applied TO {SERVICE_ROLE}")  # the runner's login
     await db.execute("TRUNCATE test_applied")
 
 

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from service.db.roles import SERVICE_ROLE
 from service.dispatch.queues import Queues
 from service.edrv.intake import EdrvIntake
 from service.eventlog.doorbell import Doorbell
@@ -166,9 +167,10 @@ async def test_a_rebuild_interrupted_half_way_is_simply_run_again(store: EventSt
         await intake.receive(body, signature=None, content_type="application/json")
     await catch_up(store)
     live = await content_hashes(db)
-    # What an interrupted run leaves behind: a half-built schema, never the live tables.
+    # What an interrupted run leaves behind: a half-built schema (the service's), never the live tables.
     await db.execute(
-        "CREATE SCHEMA rebuild_sessions; CREATE TABLE rebuild_sessions.sessions (LIKE public.sessions)"
+        "CREATE SCHEMA rebuild_sessions; CREATE TABLE rebuild_sessions.sessions (LIKE public.sessions);"
+        f"ALTER SCHEMA rebuild_sessions OWNER TO {SERVICE_ROLE}"
     )
     await db.execute("INSERT INTO rebuild_sessions.sessions SELECT * FROM public.sessions LIMIT 0")
     assert await content_hashes(db) == live
