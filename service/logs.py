@@ -8,6 +8,8 @@ stream and position) through the projections to the offer it caused (the same po
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -73,3 +75,23 @@ def configure_cli_logging(level: str, log_format: LogFormat) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     logging.basicConfig(level=level, handlers=[handler], force=True)
+
+
+class Throttle:
+    """At most one report per ``interval_s`` of a condition that repeats many times a second (a database
+    outage under load), counting what it held back so the next report can say so."""
+
+    def __init__(self, interval_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._interval_s = interval_s
+        self._clock = clock
+        self._next = float("-inf")
+        self._held = 0
+
+    def due(self) -> int | None:
+        """None: stay quiet. Otherwise report now; the number is how many reports were held back."""
+        now = self._clock()
+        if now < self._next:
+            self._held += 1
+            return None
+        held, self._held, self._next = self._held, 0, now + self._interval_s
+        return held

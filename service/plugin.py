@@ -155,7 +155,10 @@ class ChargelinePlugin(InitPluginProtocol):
         store = EventStore(engine)
         await store.start()
         intake = EdrvIntake(
-            store, secret=self.settings.webhook_secret, tolerance_s=self.settings.webhook_tolerance_s
+            store,
+            secret=self.settings.webhook_secret,
+            tolerance_s=self.settings.webhook_tolerance_s,
+            log_deliveries=self.settings.log_deliveries,
         )
         queues = Queues(store)
         app.state.update(

@@ -89,3 +89,13 @@ async def empty_the_log(connection: Db) -> None:
             " RESTART IDENTITY"
         )
         await connection.execute("ALTER TABLE events ENABLE TRIGGER events_append_only")
+
+
+async def stored(db: Db) -> tuple[int, int, int]:
+    """What the log kept: (events, inbox keys, quarantined bodies)."""
+    row = await db.fetchrow(
+        "SELECT (SELECT count(*) FROM events) AS events, (SELECT count(*) FROM inbox) AS inbox,"
+        " (SELECT count(*) FROM quarantine) AS quarantine"
+    )
+    assert row is not None
+    return row["events"], row["inbox"], row["quarantine"]

@@ -43,6 +43,7 @@ from service.eventlog.model import (
     UnstorableEvent,
     required_version,
 )
+from service.logs import Throttle
 
 if TYPE_CHECKING:
     Connection = asyncpg.Connection[asyncpg.Record]
@@ -84,6 +85,7 @@ class EventStore:
         self._committer: GroupCommitter[AppendRequest, AppendResult] = GroupCommitter(
             self._write_batch, max_batch=max_batch, size_of=_size_of
         )
+        self._unavailable_reports = Throttle(5.0)  # an outage under load fails dozens of batches a second
 
     async def start(self) -> None:
         self._committer.start()
@@ -128,7 +130,14 @@ class EventStore:
             half = len(requests) // 2
             return [*await self._write_batch(requests[:half]), *await self._write_batch(requests[half:])]
         except StoreUnavailable as exc:
-            log.warning("append batch of %d failed, database unavailable: %s", len(requests), exc)
+            if (held := self._unavailable_reports.due()) is not None:
+                log.warning(
+                    "append batch of %d failed, database unavailable: %s (%d such failures since the last "
+                    "report)",
+                    len(requests),
+                    exc,
+                    held,
+                )
             return [StoreUnavailable(str(exc)) for _ in requests]
         except asyncpg.PostgresError as exc:
             # e.g. a read-only standby after a failover, or lock/resource exhaustion: nothing committed,

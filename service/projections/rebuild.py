@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 
 from service.db.lease import lease_key
+from service.db.roles import SERVICE_ROLE
 from service.eventlog.store import EventStore, read_types_after
 from service.projections.runner import Poison, record_poisons
 from service.projections.table import TableProjection, poison_of
@@ -50,6 +51,9 @@ async def rebuild(
                 raise RebuildInProgress(f"{projection.name} is already being rebuilt")
             # Folding a long history and saving it in bulk outlasts the service's statement limit.
             await connection.execute("SET statement_timeout = 0")
+            # What the rebuild creates belongs to the service's role, not to whichever login ran it: the
+            # next rebuild (another login) can swap it out, and migrations (members of it) can alter it.
+            await connection.execute(f"SET ROLE {SERVICE_ROLE}")
             poisons: list[Poison] = []  # recorded at the swap: the live runner never sees those past it
             await _prepare(connection, schema, projection.tables)
             position = await _fold_history(connection, projection, progress, poisons)

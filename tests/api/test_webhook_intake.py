@@ -15,7 +15,7 @@ from service.api.webhooks import MAX_WEBHOOK_BODY
 from service.app import create_app
 from service.edrv.signature import sign, signature_header, signed_payload
 from tests.api.conftest import SECRET, Client, settings_for_tests
-from tests.conftest import FIXTURES, Db
+from tests.conftest import FIXTURES, Db, stored
 
 STARTED = (FIXTURES / "session.started.json").read_bytes()
 
@@ -256,16 +256,6 @@ async def test_an_unreadable_created_at_is_kept_in_metadata_not_refused(client: 
     assert row is not None
     assert json.loads(row["metadata"])["created_at"] == "yesterday at noon"
     assert abs((row["occurred_at"] - row["recorded_at"]).total_seconds()) < 60  # fell back to receipt time
-
-
-async def stored(db: Db) -> tuple[int, int, int]:
-    """What the log kept: (events, inbox keys, quarantined bodies)."""
-    row = await db.fetchrow(
-        "SELECT (SELECT count(*) FROM events) AS events, (SELECT count(*) FROM inbox) AS inbox,"
-        " (SELECT count(*) FROM quarantine) AS quarantine"
-    )
-    assert row is not None
-    return row["events"], row["inbox"], row["quarantine"]
 
 
 async def test_random_bytes_get_400_and_only_what_is_json_is_kept_in_quarantine(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from service.api.drivers import mint_token
 from service.edrv.signature import signature_header
 from service.simulate.edrv import Connector, Station, location_created
 from tests.conftest import Db, empty_the_log
+from tests.e2e.polling import until as _until
 from tests.e2e.server import Server
 from tests.e2e.webhook_load import WebhookLoad, times_in_the_log
 
@@ -41,16 +42,6 @@ def _kill(server: Server) -> None:
 
 def _driver(name: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {mint_token(JWT, name)}"}
-
-
-async def _until(check: Callable[[], Awaitable[Any]], what: str, timeout_s: float = 30.0) -> Any:
-    """The first truthy result of ``check``, polled; fails after a generous timeout."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if result := await check():
-            return result
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"never: {what}")
 
 
 async def _post(http: httpx.AsyncClient, body: bytes) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from service.api.hardening import MAX_JSON_BODY
 from service.api.webhooks import MAX_WEBHOOK_BODY
-from tests.conftest import FIXTURES, Db, empty_the_log
+from tests.conftest import FIXTURES, Db, empty_the_log, stored
 from tests.e2e.server import Server
 
 STARTED = (FIXTURES / "session.started.json").read_bytes()
@@ -32,15 +32,6 @@ async def chunked(head: bytes, padding: int, tail: bytes) -> AsyncIterator[bytes
         yield b"x" * 65_536
     yield b"x" * (padding % 65_536)
     yield tail
-
-
-async def stored(db: Db) -> tuple[int, int, int]:
-    row = await db.fetchrow(
-        "SELECT (SELECT count(*) FROM events) AS e, (SELECT count(*) FROM inbox) AS i,"
-        " (SELECT count(*) FROM quarantine) AS q"
-    )
-    assert row is not None
-    return row["e"], row["i"], row["q"]
 
 
 async def test_a_chunked_delivery_over_one_mebibyte_gets_413_and_stores_nothing(

@@ -41,7 +41,13 @@ async def test_json_logs_follow_a_delivery_to_the_offer_it_caused_and_metrics_co
     database_url: str, db: Db, tmp_path: Path
 ) -> None:
     await empty_the_log(db)
-    server = Server(tmp_path / "server", database_url=database_url, jwt_secret=JWT, log_format="json")
+    server = Server(
+        tmp_path / "server",
+        database_url=database_url,
+        jwt_secret=JWT,
+        log_format="json",
+        log_deliveries="true",
+    )
     server.start()
     driver = {"Authorization": f"Bearer {mint_token(JWT, 'dana')}"}
     station = Station("st-logs", LOCATION, [Connector("c1", "CCS2", 150, "Charging")])

@@ -11,6 +11,8 @@ import pytest
 from service.db.engine import create_engine
 from service.db.roles import SERVICE_LOGIN, SERVICE_ROLE, privilege_warning
 from service.eventlog.store import EventStore
+from service.projections.catalog import PROJECTIONS
+from service.projections.rebuild import rebuild
 from tests.conftest import Db, plain_dsn
 from tests.integration.helpers import event
 
@@ -82,3 +84,17 @@ async def test_startup_warns_when_the_service_runs_as_a_login_that_could_change_
         assert (warning is not None) is warned, url
     assert warning is not None
     assert "CHARGELINE_MIGRATION_DATABASE_URL" in warning
+
+
+async def test_read_models_a_rebuild_swaps_in_still_belong_to_the_service_role(
+    store: EventStore, db: Db
+) -> None:
+    """Not to the login that ran the rebuild: migrations (members of the role) must still alter them."""
+    await store.append("location-l1", [event("location.created", _id="l1", name="Harbour")])
+    for projection in PROJECTIONS.values():
+        await rebuild(store, projection)
+    for table in (table for projection in PROJECTIONS.values() for table in projection.tables):
+        owner = await db.fetchval(
+            "SELECT tableowner FROM pg_tables WHERE schemaname = 'public' AND tablename = $1", table
+        )
+        assert owner == SERVICE_ROLE, table

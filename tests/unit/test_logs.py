@@ -6,7 +6,7 @@ import json
 import logging
 import sys
 
-from service.logs import JsonFormatter, TextFormatter
+from service.logs import JsonFormatter, TextFormatter, Throttle
 
 
 def _record(**extra: object) -> logging.LogRecord:
@@ -43,3 +43,15 @@ def test_json_lines_keep_a_traceback_inside_the_object() -> None:
 def test_text_lines_append_the_extras_as_key_value_pairs() -> None:
     line = TextFormatter().format(_record(webhook_id="evt_1", position=42, caused_by=None))
     assert line.endswith("INFO service.edrv.intake: webhook stored webhook_id=evt_1 position=42")
+
+
+def test_a_throttle_reports_once_per_interval_and_counts_what_it_held_back() -> None:
+    now = [0.0]
+    throttle = Throttle(5.0, clock=lambda: now[0])
+    assert throttle.due() == 0  # the first report goes out at once
+    assert [throttle.due() for _ in range(3)] == [None, None, None]
+    now[0] = 4.9
+    assert throttle.due() is None
+    now[0] = 5.0
+    assert throttle.due() == 4
+    assert throttle.due() is None
