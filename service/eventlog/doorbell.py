@@ -82,16 +82,18 @@ class Doorbell:
             raw = await connection.get_raw_connection()
             driver = raw.driver_connection
             assert driver is not None
-            closed = asyncio.Event()
-            driver.add_termination_listener(lambda _: closed.set())
-            await driver.add_listener(NOTIFY_CHANNEL, self._ring)
-            # Named, so operators (and tests) can see in pg_stat_activity that a listener is connected;
-            # the connection is never handed back to the pool, so the name goes with it.
-            await driver.execute(f"SET application_name = '{LISTENER_NAME}'")
-            self.head = max(self.head, await driver.fetchval("SELECT coalesce(max(position), 0) FROM events"))
-            self.listening.set()
-            self._ring()  # anything committed while we were not listening
             try:
+                closed = asyncio.Event()
+                driver.add_termination_listener(lambda _: closed.set())
+                await driver.add_listener(NOTIFY_CHANNEL, self._ring)
+                # Named, so operators (and tests) can see in pg_stat_activity that a listener is connected;
+                # the connection is never handed back to the pool (even when this set-up fails half-way).
+                await driver.execute(f"SET application_name = '{LISTENER_NAME}'")
+                self.head = max(
+                    self.head, await driver.fetchval("SELECT coalesce(max(position), 0) FROM events")
+                )
+                self.listening.set()
+                self._ring()  # anything committed while we were not listening
                 while not closed.is_set():
                     with contextlib.suppress(TimeoutError):
                         async with asyncio.timeout(KEEPALIVE_S):

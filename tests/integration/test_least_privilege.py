@@ -7,9 +7,11 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
+from sqlalchemy.engine import make_url
 
 from service.db.engine import create_engine
-from service.db.roles import SERVICE_LOGIN, SERVICE_ROLE, privilege_warning
+from service.db.migrate import upgrade_to_head_async
+from service.db.roles import SERVICE_LOGIN, SERVICE_ROLE, create_role_sql, privilege_warning
 from service.eventlog.store import EventStore
 from service.projections.catalog import PROJECTIONS
 from service.projections.rebuild import rebuild
@@ -37,6 +39,13 @@ async def as_service(database_url: str) -> AsyncIterator[Db]:
         "DROP TABLE events",
         "DELETE FROM inbox",
         "UPDATE quarantine SET reason = 'hidden'",
+        # Around append_events(): a position of its own choosing (far ahead: every later event hidden
+        # from the readers), an event without the append lock, a delivery id claimed in advance.
+        "INSERT INTO events (position, stream_id, version, type, data, metadata, occurred_at) "
+        "OVERRIDING SYSTEM VALUE VALUES (1000000000000000, 's', 2, 't', '{}', '{}', now())",
+        "INSERT INTO events (stream_id, version, type, data, metadata, occurred_at) "
+        "VALUES ('s', 2, 't', '{}', '{}', now())",
+        "INSERT INTO inbox (source, external_id, payload_sha256, position) VALUES ('edrv', 'future', '', 1)",
     ],
 )
 async def test_the_service_login_cannot_change_the_log_or_its_guard(
@@ -47,6 +56,24 @@ async def test_the_service_login_cannot_change_the_log_or_its_guard(
     with pytest.raises(asyncpg.InsufficientPrivilegeError, match=r"permission denied|must be owner"):
         await as_service.execute(statement)
     assert await db.fetchval("SELECT count(*) FROM events WHERE type = 'thing.happened'") == 1
+
+
+async def test_appends_run_with_the_owners_rights_on_a_search_path_the_service_cannot_get_ahead_of(
+    db: Db,
+) -> None:
+    function = await db.fetchrow(
+        "SELECT oid::regprocedure::text AS signature, prosecdef, proconfig FROM pg_proc"
+        " WHERE proname = 'append_events'"
+    )
+    assert function is not None
+    assert function["prosecdef"]
+    assert "search_path=pg_catalog, public, pg_temp" in function["proconfig"]
+    assert not await db.fetchval(
+        "SELECT has_function_privilege('public', $1, 'EXECUTE')", function["signature"]
+    )
+    assert await db.fetchval(
+        "SELECT has_function_privilege($1, $2, 'EXECUTE')", SERVICE_ROLE, function["signature"]
+    )
 
 
 async def test_the_service_login_is_not_the_owner_of_the_log_nor_a_member_of_its_role(db: Db) -> None:
@@ -65,7 +92,8 @@ async def test_every_table_is_readable_by_the_service_and_only_log_tables_are_ap
     for table in tables:
         assert await db.fetchval("SELECT has_table_privilege($1, $2, 'SELECT')", SERVICE_ROLE, table), table
         if table in LOG_TABLES:
-            assert await db.fetchval("SELECT has_table_privilege($1, $2, 'INSERT')", SERVICE_ROLE, table)
+            insert = await db.fetchval("SELECT has_table_privilege($1, $2, 'INSERT')", SERVICE_ROLE, table)
+            assert insert is (table not in ("events", "inbox")), table  # those through append_events()
             for change in ("UPDATE", "DELETE", "TRUNCATE"):
                 assert not await db.fetchval(
                     "SELECT has_table_privilege($1, $2, $3)", SERVICE_ROLE, table, change
@@ -98,3 +126,28 @@ async def test_read_models_a_rebuild_swaps_in_still_belong_to_the_service_role(
             "SELECT tableowner FROM pg_tables WHERE schemaname = 'public' AND tablename = $1", table
         )
         assert owner == SERVICE_ROLE, table
+
+
+async def test_an_owner_without_superuser_rights_migrates_once_granted_the_service_role_and_is_told_otherwise(
+    db: Db, owner_database_url: str
+) -> None:
+    """What docs/operations.md tells operators to set up, on a database owned by an ordinary login."""
+    for name in ("chargeline_test_owner", "chargeline_test_stranger"):
+        await db.execute(create_role_sql(name, "LOGIN NOSUPERUSER NOCREATEROLE"))
+    await db.execute(f"GRANT {SERVICE_ROLE} TO chargeline_test_owner")
+    for owner in ("chargeline_test_owner", "chargeline_test_stranger"):
+        await db.execute(f"DROP DATABASE IF EXISTS {owner}_db")
+        await db.execute(f"CREATE DATABASE {owner}_db OWNER {owner}")
+    try:
+        granted = make_url(owner_database_url).set(
+            database="chargeline_test_owner_db", username="chargeline_test_owner"
+        )
+        await upgrade_to_head_async(granted.render_as_string(hide_password=False))
+        stranger = make_url(owner_database_url).set(
+            database="chargeline_test_stranger_db", username="chargeline_test_stranger"
+        )
+        with pytest.raises(Exception, match="chargeline_service is missing or not granted"):
+            await upgrade_to_head_async(stranger.render_as_string(hide_password=False))
+    finally:
+        for owner in ("chargeline_test_owner", "chargeline_test_stranger"):
+            await db.execute(f"DROP DATABASE IF EXISTS {owner}_db WITH (FORCE)")
