@@ -3,7 +3,6 @@ and position, then the offer it caused), and /metrics counts webhooks, appends a
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from pathlib import Path
@@ -14,19 +13,19 @@ import httpx
 from service.api.drivers import mint_token
 from service.simulate.edrv import Connector, Station, location_created
 from tests.conftest import Db, empty_the_log
+from tests.e2e.polling import until
 from tests.e2e.server import Server
 
 JWT = "e2e-jwt-secret-0123456789abcdef01"
 LOCATION = "loc-logs"
 
 
-async def _until(http: httpx.AsyncClient, path: str, headers: dict[str, str], check: Any) -> dict[str, Any]:
-    for _ in range(200):
+async def _shows(http: httpx.AsyncClient, path: str, headers: dict[str, str], check: Any) -> None:
+    async def answered() -> bool:
         response = await http.get(path, headers=headers)
-        if response.status_code == 200 and check(response.json()):
-            return dict(response.json())
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"never true: {path}")
+        return response.status_code == 200 and bool(check(response.json()))
+
+    await until(answered, path, timeout_s=20)
 
 
 def _metric(text: str, name: str, **labels: str) -> float:
@@ -55,7 +54,7 @@ async def test_json_logs_follow_a_delivery_to_the_offer_it_caused_and_metrics_co
         async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
             for body in (location_created(LOCATION), station.online_body()):
                 assert (await http.post("/webhooks/edrv", content=body)).status_code == 200
-            await _until(http, f"/v1/locations/{LOCATION}", {}, lambda site: site["chargestations"])
+            await _shows(http, f"/v1/locations/{LOCATION}", {}, lambda site: site["chargestations"])
             joined = await http.post(f"/v1/locations/{LOCATION}/tickets", json={}, headers=driver)
             assert joined.status_code == 201, joined.text
             ticket_id = joined.json()["id"]
@@ -63,7 +62,7 @@ async def test_json_logs_follow_a_delivery_to_the_offer_it_caused_and_metrics_co
             assert (await http.post("/webhooks/edrv", content=freed)).status_code == 200
             assert (await http.post("/webhooks/edrv", content=freed)).status_code == 200  # a redelivery
             assert (await http.post("/webhooks/edrv", content=b"{not json")).status_code == 400
-            await _until(http, f"/v1/tickets/{ticket_id}", driver, lambda t: t["status"] == "offered")
+            await _shows(http, f"/v1/tickets/{ticket_id}", driver, lambda t: t["status"] == "offered")
             metrics = (await http.get("/metrics")).text
     finally:
         output = server.stop()
