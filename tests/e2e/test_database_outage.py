@@ -268,11 +268,24 @@ async def test_while_postgres_is_down_webhooks_get_503_and_everything_recovers_b
 
                 await _until(shows_latest, "the read model shows each connector's last status")
 
-                # The board stream opened before the outage carries the changes made after it (or, if it
+                # The board stream opened before the outage carries a change made after it (or, if it
                 # fell too far behind while the feed caught up, ended with a retry hint, and the board
-                # reconnected with Last-Event-ID got them): never a broken stream, never a refusal.
+                # reconnected with Last-Event-ID gets it): never a broken stream, never a refusal. The
+                # change is made here: a board that looks like the last one sent is not sent again, so
+                # what the outage held back may show nothing new.
+                station, connector = loaded[0], loaded[0].connectors[0].id
+                freed = latest[connector] != "Available"
+                changed_at = time.monotonic()
+                await _stored(http, station.status(connector, "Available" if freed else "Charging"))
+
+                def shows_the_change(message: SseMessage) -> bool:
+                    free = message.json()["offerable_connectors"]
+                    return any(c["connector_id"] == connector for c in free) is freed
+
                 await _until(
-                    lambda: _true(any(at > up_at and m is not None and m.data for at, m in board)),
+                    lambda: _true(
+                        any(at > changed_at and m and m.data and shows_the_change(m) for at, m in board)
+                    ),
                     "a board message after the outage",
                 )
                 assert following.done() is False, board[-1]
